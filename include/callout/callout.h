@@ -1,0 +1,113 @@
+/*
+ * callout.h -- libcallout, NetBSD's callout(9) as a userspace library.
+ *
+ * The C ABI and nothing else: the opaque callout_t, the flags, the domain
+ * configuration and the prototypes.  The contract behind every name here is
+ * SPEC.md; the man pages callout(3) and callout_domain(3) say the same for
+ * users, and docs/DESIGN.md says how the library keeps it.
+ *
+ * ABI rule: sizeof(callout_t) is 12 pointers on every platform and may never
+ * grow.  The implementation keeps its private layout inside that block (it
+ * checks the fit at compile time) and allocates nothing per callout, so
+ * callout_init() cannot fail.
+ *
+ * Compatible with C11 and C++17; every function has C linkage.
+ */
+#ifndef CALLOUT_CALLOUT_H
+#define CALLOUT_CALLOUT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CALLOUT_API __attribute__((visibility("default")))
+#else
+#define CALLOUT_API
+#endif
+
+/* Caller-provided storage for one callout.  Opaque; never grows. */
+typedef struct callout {
+	void *_c_store[12];
+} callout_t;
+
+typedef void (*callout_func_t)(void *);
+
+/* Handler runs without the domain's giant lock. */
+#define CALLOUT_MPSAFE 0x0100u
+/* With callout_init_mtx: the handler itself unlocks the mutex. */
+#define CALLOUT_RETURNUNLOCKED 0x0200u
+
+typedef struct callout_domain callout_domain_t;
+
+enum callout_clock {
+	CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
+	CALLOUT_CLOCK_MANUAL = 1     /* ticks move only by callout_domain_advance */
+};
+
+struct callout_domain_config {
+	size_t size;        /* sizeof(struct callout_domain_config) */
+	unsigned ncpu;      /* 0: number of online processors; at most 1024 */
+	unsigned hz;        /* ticks per second, 1..1000000; 0: 1000 */
+	enum callout_clock clock;
+};
+
+/* ---- Domains: callout_domain(3) ---------------------------------------- */
+
+CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
+CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg,
+                                      callout_domain_t **dp);
+CALLOUT_API int callout_domain_destroy(callout_domain_t *d);
+CALLOUT_API callout_domain_t *callout_domain_default(void);
+CALLOUT_API unsigned callout_domain_ncpu(const callout_domain_t *d);
+CALLOUT_API unsigned callout_domain_hz(const callout_domain_t *d);
+CALLOUT_API uint64_t callout_domain_ticks(const callout_domain_t *d);
+CALLOUT_API int callout_domain_curcpu(const callout_domain_t *d);
+CALLOUT_API int callout_domain_advance(callout_domain_t *d, uint64_t nticks);
+CALLOUT_API void callout_giant_enter(callout_domain_t *d);
+CALLOUT_API void callout_giant_exit(callout_domain_t *d);
+
+/* ---- Callouts: callout(3) ---------------------------------------------- */
+
+CALLOUT_API void callout_init(callout_t *c, unsigned flags);
+CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags,
+                                     callout_domain_t *d);
+CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d,
+                                  pthread_mutex_t *mtx, unsigned flags);
+CALLOUT_API void callout_destroy(callout_t *c);
+CALLOUT_API void callout_setfunc(callout_t *c, callout_func_t func, void *arg);
+CALLOUT_API void callout_reset(callout_t *c, int ticks, callout_func_t func,
+                               void *arg);
+CALLOUT_API void callout_schedule(callout_t *c, int ticks);
+CALLOUT_API bool callout_stop(callout_t *c);
+CALLOUT_API bool callout_halt(callout_t *c, pthread_mutex_t *interlock);
+CALLOUT_API void callout_bind(callout_t *c, unsigned cpu);
+CALLOUT_API bool callout_pending(callout_t *c);
+CALLOUT_API bool callout_expired(callout_t *c);
+CALLOUT_API bool callout_active(callout_t *c);
+CALLOUT_API bool callout_invoking(callout_t *c);
+CALLOUT_API void callout_ack(callout_t *c);
+
+/* ---- Diagnostics (beyond SPEC.md) -------------------------------------- */
+
+/*
+ * Walks every CPU of d and checks the wheel invariants (bucket placement,
+ * occupancy bitmaps, next-due tick against a brute-force minimum, state
+ * flags of every pending callout).  Prints one line per violation to out
+ * (if out is not NULL).  Returns 0 when the domain is consistent, else the
+ * number of violations.  Takes each CPU's lock in turn; safe at any time,
+ * meaningful when the domain is quiescent.
+ */
+CALLOUT_API int callout_domain_check(callout_domain_t *d, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CALLOUT_CALLOUT_H */

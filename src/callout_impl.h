@@ -1,0 +1,74 @@
+// callout_impl.h -- the private layout of a callout inside callout_t.
+//
+// The public callout_t is 12 pointers of opaque storage and may never grow
+// (the seed's ABI promise).  This struct is what lives in it; the
+// static_asserts below keep it inside, and aligned.  If a field is ever
+// added and the struct no longer fits, reorder or pack it: the public size
+// may not change.
+//
+// Which lock guards what (docs/DESIGN.md, "Locking"):
+//   node, func, arg, the state bits of flags: the lock of the CPU that `cpu`
+//     names (Cpu::lock), found with lock_callout().
+//   cpu: written only while holding the lock of the CPU it currently names
+//     (and, when it moves, the new CPU's too); read anywhere.
+//   mtx, magic, and the user bits of flags: written only by init/destroy,
+//     when no other thread may use the callout.
+#ifndef CALLOUT_SRC_CALLOUT_IMPL_H
+#define CALLOUT_SRC_CALLOUT_IMPL_H
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "callout/callout.h"
+#include "wheel.h"
+
+namespace libcallout::internal {
+
+struct Cpu;
+
+// The state bits (NetBSD's values) and the internal ones.
+enum : std::uint32_t {
+  kBound = 0x0001,     // never migrates: callout_bind, or giant-locked
+  kPending = 0x0002,   // in a wheel (bucket or expired list)
+  kFired = 0x0004,     // invoked since the last reset/schedule/stop
+  kInvoking = 0x0008,  // invoked and not yet acknowledged
+  kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED,
+  kGiant = 0x1000,     // runs under the domain's giant lock (not MPSAFE, no mutex)
+  kMutex = 0x2000,     // runs under its own associated mutex (callout_init_mtx)
+};
+
+constexpr std::uint32_t kMagic = 0x11deeba1;  // NetBSD's CALLOUT_MAGIC
+
+struct CalloutImpl {
+  WheelNode node;
+  callout_func_t func;
+  void *arg;
+  std::atomic<Cpu *> cpu;
+  pthread_mutex_t *mtx;
+  // State bits are written under the CPU lock; the predicates read them with
+  // one atomic load, without the lock (the answer is stale on return anyway,
+  // exactly as it is in NetBSD once the lock is dropped).
+  std::atomic<std::uint32_t> flags;
+  std::uint32_t magic;
+
+  bool locked_by_association() const {
+    return (flags.load(std::memory_order_relaxed) & (kGiant | kMutex)) != 0;
+  }
+};
+
+static_assert(sizeof(CalloutImpl) <= sizeof(callout_t), "callout_t is too small for the private layout");
+static_assert(alignof(CalloutImpl) <= alignof(callout_t), "callout_t is not aligned enough for the private layout");
+static_assert(sizeof(callout_t) == 12 * sizeof(void *), "the public callout_t may never change size");
+static_assert(std::atomic<Cpu *>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free);
+
+inline CalloutImpl *impl(callout_t *c) { return reinterpret_cast<CalloutImpl *>(c); }
+inline CalloutImpl *impl(WheelNode *n) { return reinterpret_cast<CalloutImpl *>(n); }
+// A WheelNode* from a wheel converts back to its callout: node is the first
+// member of a standard-layout struct.
+static_assert(std::is_standard_layout_v<CalloutImpl> && offsetof(CalloutImpl, node) == 0);
+
+}  // namespace libcallout::internal
+
+#endif  // CALLOUT_SRC_CALLOUT_IMPL_H

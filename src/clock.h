@@ -1,0 +1,52 @@
+// clock.h -- a domain's clock: what tick it is, and when a tick begins.
+//
+// Two kinds (SPEC §3).  The monotonic clock is tickless: nothing counts
+// ticks; the tick number is computed from CLOCK_MONOTONIC when someone asks
+// (tick t begins at origin + t/hz seconds), and a softclock thread sleeps
+// until the instant its next due tick begins.  The manual clock is a counter
+// that only callout_domain_advance() moves.
+#ifndef CALLOUT_SRC_CLOCK_H
+#define CALLOUT_SRC_CLOCK_H
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+
+#include "callout/callout.h"
+
+namespace libcallout::internal {
+
+class Clock {
+ public:
+  Clock(enum callout_clock kind, unsigned hz);
+
+  bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL; }
+  unsigned hz() const { return hz_; }
+
+  // The current tick: for the manual clock the counter, for the monotonic
+  // clock floor((now - origin) * hz / 1e9).
+  std::uint64_t ticks() const {
+    if (manual()) return manual_ticks_.load(std::memory_order_acquire);
+    return monotonic_ticks();
+  }
+  // Manual clock only: the tick being processed by advance().
+  void set_ticks(std::uint64_t t) { manual_ticks_.store(t, std::memory_order_release); }
+
+  // The absolute CLOCK_MONOTONIC instant at which tick t begins (rounded up
+  // to the nanosecond, so a sleeper woken then reads a tick >= t).
+  timespec deadline(std::uint64_t t) const;
+
+ private:
+  std::uint64_t monotonic_ticks() const;
+
+  const enum callout_clock kind_;
+  const unsigned hz_;
+  std::uint64_t origin_ns_;  // CLOCK_MONOTONIC at creation
+  std::atomic<std::uint64_t> manual_ticks_{0};
+};
+
+std::uint64_t monotonic_ns();
+
+}  // namespace libcallout::internal
+
+#endif  // CALLOUT_SRC_CLOCK_H

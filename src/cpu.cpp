@@ -1,0 +1,191 @@
+// cpu.cpp -- a CPU's softclock thread: the clock reaches a bucket, the
+// softclock dispatches what is due, runs each handler, and wakes the threads
+// that wait for it.
+//
+// The dispatch protocol (docs/DESIGN.md, "Dispatch", has the proofs):
+//   1. under the CPU lock, take c off the expired list: PENDING is cleared
+//      and running = c (so halt sees c in use from here on);
+//   2. lock-associated c only: dispatching = true, drop the CPU lock, take
+//      the associated lock (giant or the callout's mutex), re-take the CPU
+//      lock; if a stop or reset came in meanwhile (cancelled), release the
+//      associated lock and skip the handler;
+//   3. set FIRED | INVOKING, drop the CPU lock, call the handler;
+//   4. release the associated lock (unless RETURNUNLOCKED), re-take the CPU
+//      lock, clear running, wake the waiters.
+// After the handler returns the softclock never touches c again: the
+// handler may have destroyed and freed it.
+#include "cpu.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <cstdio>
+
+#include "domain.h"
+#include "misuse.h"
+
+namespace libcallout::internal {
+
+namespace {
+
+// initial-exec: one %fs-relative load, no __tls_get_addr call on the reset
+// path.  The library is linked at start-up by its users; a dlopen()ed copy
+// still gets the few bytes from glibc's static TLS surplus.
+__attribute__((tls_model("initial-exec"))) thread_local Cpu *tls_cpu = nullptr;
+
+// Wakes the threads in wait_for_done().  Called with the lock held; drops
+// it around the system call so that no one spins on the lock meanwhile, and
+// returns with it held again.
+void notify_done(Cpu *cpu) REQUIRES(cpu->lock) {
+  if (cpu->nwait == 0) return;
+  cpu->nwait = 0;
+  cpu->lock.unlock();
+  cpu->done.wake_all();
+  cpu->lock.lock();
+}
+
+// Releases the lock a lock-associated handler ran under.
+void release_association(callout_domain *d, std::uint32_t flags, pthread_mutex_t *mtx, void *c,
+                         callout_func_t func) {
+  if (flags & kGiant) {
+    if ((flags & CALLOUT_RETURNUNLOCKED) == 0) {
+      if (d->giant.depth() != 1 || !d->giant.held_by_caller())
+        misuse("softclock", c, func, "handler returned with the giant lock taken or released unevenly");
+      d->giant.exit();
+    } else if (d->giant.held_by_caller()) {
+      misuse("softclock", c, func, "CALLOUT_RETURNUNLOCKED handler returned holding the giant lock");
+    }
+  } else if ((flags & kMutex) && (flags & CALLOUT_RETURNUNLOCKED) == 0) {
+    pthread_mutex_unlock(mtx);
+  }
+}
+
+// Runs everything on the expired list, in order.
+void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
+  callout_domain *d = cpu->domain;
+  while (WheelNode *n = cpu->wheel.pop_expired()) {
+    CalloutImpl *c = impl(n);
+    std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;
+    c->flags.store(f, std::memory_order_release);
+    if (c->node.spare != 0) continue;  // a halt is waiting on c: it stays stopped (DESIGN.md, H1)
+    cpu->running = c;
+    pthread_mutex_t *mtx = c->mtx;
+    if (f & (kGiant | kMutex)) {
+      cpu->dispatching = true;
+      cpu->cancelled = false;
+      cpu->lock.unlock();
+      if (f & kGiant)
+        d->giant.enter();
+      else
+        pthread_mutex_lock(mtx);
+      cpu->lock.lock();
+      cpu->dispatching = false;
+      if (cpu->cancelled) {
+        // Stopped or reset while we waited for its lock: the holder of that
+        // lock has been promised the handler will not run for this arming.
+        cpu->lock.unlock();
+        if (f & kGiant)
+          d->giant.exit();
+        else
+          pthread_mutex_unlock(mtx);
+        cpu->lock.lock();
+        cpu->running = nullptr;
+        notify_done(cpu);
+        continue;
+      }
+      // Not cancelled, so not stopped, reset or destroyed: c is intact, but
+      // setfunc may have changed the handler while we waited.
+      f = c->flags.load(std::memory_order_relaxed);
+    }
+    const callout_func_t func = c->func;
+    void *const arg = c->arg;
+    c->flags.store(f | kFired | kInvoking, std::memory_order_release);
+    cpu->lock.unlock();
+
+    func(arg);  // c may be destroyed and freed from here on
+
+    release_association(d, f, mtx, c, func);
+    cpu->lock.lock();
+    cpu->running = nullptr;
+    notify_done(cpu);
+  }
+}
+
+void name_thread(Cpu *cpu) {
+  char name[16];
+  std::snprintf(name, sizeof name, "callout/%u", cpu->index);
+  pthread_setname_np(pthread_self(), name);
+  // Sleep until exactly the start of the due tick: without this the kernel
+  // adds its default 50 us of timer slack to every wake-up.
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+}
+
+}  // namespace
+
+Cpu *current_cpu() { return tls_cpu; }
+
+Cpu *lock_callout(CalloutImpl *c) NO_THREAD_SAFETY_ANALYSIS {
+  for (;;) {
+    Cpu *cpu = c->cpu.load(std::memory_order_acquire);
+    cpu->lock.lock();
+    if (c->cpu.load(std::memory_order_relaxed) == cpu) return cpu;
+    cpu->lock.unlock();
+  }
+}
+
+void wait_for_done(Cpu *cpu) {
+  const std::uint32_t seen = cpu->done.generation();
+  ++cpu->nwait;
+  cpu->lock.unlock();
+  cpu->done.wait(seen);
+}
+
+void *softclock_main(void *arg) {
+  auto *cpu = static_cast<Cpu *>(arg);
+  tls_cpu = cpu;
+  name_thread(cpu);
+  const Clock &clock = cpu->domain->clock;
+  cpu->lock.lock();
+  while (!cpu->stopping) {
+    std::uint64_t wake = Wheel::kNever;
+    if (clock.manual()) {
+      // callout_domain_advance() moves the wheel and kicks us; we only run
+      // what it made due, then report back through `done`.
+      if (cpu->wheel.has_expired()) {
+        run_expired(cpu);
+        continue;
+      }
+    } else {
+      // Tickless: step the wheel from one next-due tick to the next, as long
+      // as they are not in the future.
+      const std::uint64_t now = clock.ticks();
+      const std::uint64_t next = cpu->wheel.next_due();
+      if (next <= now) {
+        cpu->wheel.advance(next);
+        run_expired(cpu);
+        continue;
+      }
+      // Nothing is due before `next`; keep the wheel's now close to the
+      // clock so that new callouts are placed in low levels.
+      cpu->wheel.advance(now);
+      wake = next;
+    }
+    // A manual clock's softclock is kicked by advance() only, never by an
+    // insert (0 makes schedule_locked() skip the kick).
+    cpu->wake_tick = clock.manual() ? 0 : wake;
+    const std::uint32_t seen = cpu->kick.generation();
+    cpu->lock.unlock();
+    if (wake == Wheel::kNever) {
+      cpu->kick.wait(seen);
+    } else {
+      const timespec deadline = clock.deadline(wake);
+      cpu->kick.wait(seen, &deadline);
+    }
+    cpu->lock.lock();
+    cpu->wake_tick = 0;
+  }
+  cpu->lock.unlock();
+  return nullptr;
+}
+
+}  // namespace libcallout::internal

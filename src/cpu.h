@@ -1,0 +1,78 @@
+// cpu.h -- one CPU of a domain: its lock, its wheel, the callout it is
+// running, the threads waiting for that callout, and its softclock thread.
+//
+// This is NetBSD's struct callout_cpu.  Every callout is homed on one CPU
+// (CalloutImpl::cpu) and that CPU's lock guards the callout's state; the
+// softclock thread of the CPU is the only thread that ever runs the handlers
+// of the callouts homed there.  See docs/DESIGN.md for the state machine and
+// the proofs of the cross-thread paths.
+#ifndef CALLOUT_SRC_CPU_H
+#define CALLOUT_SRC_CPU_H
+
+#include <pthread.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "callout_impl.h"
+#include "lock.h"
+#include "wheel.h"
+
+struct callout_domain;
+
+namespace libcallout::internal {
+
+struct alignas(64) Cpu {
+  SpinLock lock;
+  Wheel wheel GUARDED_BY(lock);
+
+  // The callout this CPU's softclock is dispatching or running (cc_active).
+  // Only a pointer identity: never dereferenced once its handler returned.
+  CalloutImpl *running GUARDED_BY(lock) = nullptr;
+  // `running` is lock-associated and the softclock is waiting for that lock;
+  // its handler has not been invoked yet.
+  bool dispatching GUARDED_BY(lock) = false;
+  // A stop or reset hit `running` while it was dispatching: do not invoke.
+  bool cancelled GUARDED_BY(lock) = false;
+
+  // Threads sleeping on `done` (callout_halt, callout_domain_advance).
+  std::uint32_t nwait GUARDED_BY(lock) = 0;
+  // Bumped when `running` is cleared while nwait > 0.
+  Event done;
+
+  // The tick the sleeping softclock will wake at (Wheel::kNever: none); 0
+  // while it is awake and will look at the wheel again before sleeping.
+  std::uint64_t wake_tick GUARDED_BY(lock) = 0;
+  // Bumped to wake the softclock early.
+  Event kick;
+  bool stopping GUARDED_BY(lock) = false;
+
+  // Callouts initialised here minus callouts destroyed here (modulo 2^64:
+  // only the sum over a domain's CPUs means anything).
+  std::uint64_t live GUARDED_BY(lock) = 0;
+
+  callout_domain *domain = nullptr;
+  unsigned index = 0;
+  pthread_t thread{};
+  bool thread_started = false;
+};
+
+// The CPU whose softclock thread the caller is, or null.
+Cpu *current_cpu();
+
+// Locks the CPU that c is homed on and returns it (NetBSD's callout_lock):
+// read c->cpu, lock it, and retry if c moved meanwhile.  c->cpu changes only
+// under the lock of the CPU it names, so holding that lock pins c.
+Cpu *lock_callout(CalloutImpl *c);
+
+// Sleeps until `running` changes on cpu; called with cpu->lock held, returns
+// with it released (the caller re-locks what it needs: the callout may have
+// moved meanwhile).
+void wait_for_done(Cpu *cpu) RELEASE(cpu->lock);
+
+// The softclock thread of cpu.
+void *softclock_main(void *cpu);
+
+}  // namespace libcallout::internal
+
+#endif  // CALLOUT_SRC_CPU_H

@@ -1,0 +1,356 @@
+// domain.cpp -- domains: creation and destruction, the default domain, the
+// giant lock, and the manual clock's advance().
+#include "domain.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "misuse.h"
+
+using libcallout::internal::Cpu;
+using libcallout::internal::Wheel;
+
+namespace libcallout::internal {
+
+void Giant::enter() {
+  if (held_by_caller()) {
+    ++depth_;
+    return;
+  }
+  pthread_mutex_lock(&mutex_);
+  owner_.store(pthread_self(), std::memory_order_relaxed);
+  depth_ = 1;
+}
+
+bool Giant::exit() {
+  if (!held_by_caller()) return false;
+  if (--depth_ == 0) {
+    owner_.store(0, std::memory_order_relaxed);
+    pthread_mutex_unlock(&mutex_);
+  }
+  return true;
+}
+
+unsigned Giant::release_all() {
+  const unsigned depth = depth_;
+  depth_ = 0;
+  owner_.store(0, std::memory_order_relaxed);
+  pthread_mutex_unlock(&mutex_);
+  return depth;
+}
+
+void Giant::reacquire(unsigned depth) {
+  pthread_mutex_lock(&mutex_);
+  owner_.store(pthread_self(), std::memory_order_relaxed);
+  depth_ = depth;
+}
+
+namespace {
+
+constexpr unsigned kMaxCpus = 1024;
+constexpr unsigned kMaxHz = 1'000'000;
+
+// Stops and joins the softclock threads that were started, frees d.
+void teardown(callout_domain *d) {
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    cpu->stopping = true;
+    cpu->lock.unlock();
+    cpu->kick.wake_all();
+  }
+  for (unsigned i = 0; i < d->ncpu; ++i)
+    if (d->cpus[i].thread_started) pthread_join(d->cpus[i].thread, nullptr);
+  delete[] d->cpus;
+  pthread_mutex_destroy(&d->advance_mutex);
+  delete d;
+}
+
+// Validates cfg (SPEC §3) into the effective values.  A caller built against
+// a newer, larger config may pass a bigger size as long as the fields we do
+// not know are zero.
+int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, enum callout_clock *clock) {
+  if (cfg == nullptr || cfg->size < sizeof *cfg || cfg->size > 4096) return EINVAL;
+  const auto *bytes = reinterpret_cast<const unsigned char *>(cfg);
+  for (size_t i = sizeof *cfg; i < cfg->size; ++i)
+    if (bytes[i] != 0) return EINVAL;
+  if (cfg->hz > kMaxHz || cfg->ncpu > kMaxCpus) return EINVAL;
+  if (cfg->clock != CALLOUT_CLOCK_MONOTONIC && cfg->clock != CALLOUT_CLOCK_MANUAL) return EINVAL;
+  *hz = cfg->hz == 0 ? 1000 : cfg->hz;
+  *ncpu = cfg->ncpu;
+  if (*ncpu == 0) {
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    *ncpu = static_cast<unsigned>(std::clamp<long>(online, 1, kMaxCpus));
+  }
+  *clock = cfg->clock;
+  return 0;
+}
+
+int create(const callout_domain_config *cfg, callout_domain **dp, bool is_default) {
+  unsigned ncpu, hz;
+  enum callout_clock kind;
+  if (int err = read_config(cfg, &ncpu, &hz, &kind); err != 0) return err;
+  auto *d = new (std::nothrow) callout_domain(kind, hz, ncpu);
+  if (d == nullptr) return ENOMEM;
+  d->is_default = is_default;
+  d->cpus = new (std::nothrow) Cpu[ncpu];
+  if (d->cpus == nullptr) {
+    delete d;
+    return ENOMEM;
+  }
+  for (unsigned i = 0; i < ncpu; ++i) {
+    d->cpus[i].domain = d;
+    d->cpus[i].index = i;
+  }
+  // Softclock threads take no signals: they belong to the application's
+  // threads.  The mask is inherited from the creating thread.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = 0;
+  for (unsigned i = 0; i < ncpu && err == 0; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    err = pthread_create(&cpu->thread, nullptr, softclock_main, cpu);
+    cpu->thread_started = err == 0;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err != 0) {
+    teardown(d);
+    return err == ENOMEM ? ENOMEM : EAGAIN;
+  }
+  *dp = d;
+  return 0;
+}
+
+callout_domain *default_domain;
+pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+void create_default() {
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  callout_domain *d = nullptr;
+  if (int err = create(&cfg, &d, true); err != 0) {
+    std::fprintf(stderr, "libcallout: callout_domain_default: cannot start the default domain: %s\n",
+                 std::strerror(err));
+    std::abort();
+  }
+  default_domain = d;
+}
+
+}  // namespace
+}  // namespace libcallout::internal
+
+using namespace libcallout::internal;
+
+namespace {
+std::uint64_t live_callouts(callout_domain *d);
+}
+
+/*
+ * callout_domain_config_init: fills *cfg with the defaults (one CPU per
+ * online processor, 1000 Hz, monotonic clock) and its size.
+ * Any thread, any time; never blocks.
+ */
+extern "C" void callout_domain_config_init(struct callout_domain_config *cfg) {
+  std::memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
+  cfg->clock = CALLOUT_CLOCK_MONOTONIC;
+}
+
+/*
+ * callout_domain_create: builds a domain and starts its ncpu softclock
+ * threads ("callout/N").  Returns 0 and sets *dp; EINVAL for a bad size,
+ * hz > 10^6, ncpu > 1024 or an unknown clock; EAGAIN or ENOMEM when threads
+ * or memory cannot be had.  On error *dp is untouched and nothing leaks.
+ * Any thread; may block briefly (thread creation).
+ */
+extern "C" int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp) {
+  if (dp == nullptr) return EINVAL;
+  return create(cfg, dp, false);
+}
+
+/*
+ * callout_domain_destroy: joins d's threads and frees it.  EBUSY (nothing
+ * changed) while a callout initialised on d is not destroyed; EINVAL for
+ * the default domain or NULL; EDEADLK from one of d's own softclock threads.
+ * Blocks until the threads exit; not from a handler of d.
+ */
+extern "C" int callout_domain_destroy(callout_domain_t *d) {
+  if (d == nullptr || d->is_default) return EINVAL;
+  if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
+  if (live_callouts(d) != 0) return EBUSY;
+  teardown(d);
+  return 0;
+}
+
+/*
+ * callout_domain_default: the process-wide domain, started on first use
+ * (monotonic, 1000 Hz, a CPU per online processor).  Lives until exit.
+ * Any thread.  Aborts with a message if its threads cannot be started.
+ */
+extern "C" callout_domain_t *callout_domain_default(void) {
+  pthread_once(&default_once, create_default);
+  return default_domain;
+}
+
+extern "C" unsigned callout_domain_ncpu(const callout_domain_t *d) { return d->ncpu; }
+extern "C" unsigned callout_domain_hz(const callout_domain_t *d) { return d->clock.hz(); }
+
+/*
+ * callout_domain_ticks: the domain's tick count (0 at creation).  Inside a
+ * handler run by callout_domain_advance, the tick being processed.  Any
+ * thread; never blocks.
+ */
+extern "C" uint64_t callout_domain_ticks(const callout_domain_t *d) { return d->clock.ticks(); }
+
+/*
+ * callout_domain_curcpu: the CPU index if the caller is one of d's softclock
+ * threads (that is, a handler of d is calling), else -1.
+ */
+extern "C" int callout_domain_curcpu(const callout_domain_t *d) {
+  Cpu *cpu = current_cpu();
+  return cpu != nullptr && cpu->domain == d ? static_cast<int>(cpu->index) : -1;
+}
+
+namespace {
+
+// The number of callouts initialised on d and not destroyed.  Takes every
+// CPU lock at once (in index order, the CPU lock order) so that the sum is
+// a snapshot; the analysis cannot follow a loop of locks.
+std::uint64_t live_callouts(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
+  std::uint64_t live = 0;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    d->cpus[i].lock.lock();
+    live += d->cpus[i].live;
+  }
+  for (unsigned i = d->ncpu; i-- > 0;) d->cpus[i].lock.unlock();
+  return live;
+}
+
+// One step of advance(): kick the CPUs with something on their expired
+// list, then wait until every CPU has drained it and has no handler running.
+// Returns whether anything was due.
+bool run_step(callout_domain *d) {
+  bool any = false;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    const bool due = cpu->wheel.has_expired();
+    cpu->lock.unlock();
+    if (due) {
+      any = true;
+      cpu->kick.wake_all();
+    }
+  }
+  if (!any) return false;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    while (cpu->wheel.has_expired() || cpu->running != nullptr) {
+      wait_for_done(cpu);
+      cpu->lock.lock();
+    }
+    cpu->lock.unlock();
+  }
+  return true;
+}
+
+}  // namespace
+
+/*
+ * callout_domain_advance: manual clock only (EINVAL otherwise).  Moves the
+ * clock forward nticks ticks, tick by tick: every callout due at tick t, on
+ * every CPU, has run (or been skipped) before any callout due at t + 1
+ * starts, including callouts scheduled by handlers during the advance.
+ * Returns 0 once everything due up to the new tick has finished.  Empty
+ * stretches cost O(1) each: the step goes straight to the earliest next-due
+ * tick over all CPUs.  Concurrent calls are serialised.  May block (it waits
+ * for handlers); EDEADLK if called from a handler of d.
+ */
+extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
+  if (d == nullptr || !d->clock.manual()) return EINVAL;
+  if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
+  pthread_mutex_lock(&d->advance_mutex);
+  const std::uint64_t start = d->clock.ticks();
+  const std::uint64_t target = nticks > Wheel::kNever - 1 - start ? Wheel::kNever - 1 : start + nticks;
+  for (;;) {
+    std::uint64_t next = Wheel::kNever;
+    for (unsigned i = 0; i < d->ncpu; ++i) {
+      Cpu *cpu = &d->cpus[i];
+      cpu->lock.lock();
+      next = std::min(next, cpu->wheel.next_due());
+      cpu->lock.unlock();
+    }
+    const std::uint64_t now = d->clock.ticks();
+    const std::uint64_t step = std::max(std::min(next, target), now);
+    if (step > now) {
+      // Publish the tick first: a handler or thread that reads it from now on
+      // schedules at step + 1 or later, which no wheel has reached.
+      d->clock.set_ticks(step);
+      for (unsigned i = 0; i < d->ncpu; ++i) {
+        Cpu *cpu = &d->cpus[i];
+        cpu->lock.lock();
+        cpu->wheel.advance(step);
+        cpu->lock.unlock();
+      }
+    }
+    const bool ran = run_step(d);
+    if (step == target && !ran) break;
+  }
+  pthread_mutex_unlock(&d->advance_mutex);
+  return 0;
+}
+
+/*
+ * callout_giant_enter / callout_giant_exit: take and release d's recursive
+ * giant lock.  enter may block (not from a context that must not sleep);
+ * exit never blocks; exit without enter is misuse (abort).
+ */
+extern "C" void callout_giant_enter(callout_domain_t *d) { d->giant.enter(); }
+
+extern "C" void callout_giant_exit(callout_domain_t *d) {
+  if (!d->giant.exit()) misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
+}
+
+/*
+ * callout_domain_check: see callout.h.  Takes each CPU lock in turn.
+ */
+extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
+  int bad = 0;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    char who[48];
+    std::snprintf(who, sizeof who, "callout_domain_check: cpu %u", i);
+    cpu->lock.lock();
+    bad += cpu->wheel.check(out, who);
+    cpu->wheel.for_each([&](const WheelNode *n) {
+      const auto *c = reinterpret_cast<const CalloutImpl *>(n);
+      const char *what = nullptr;
+      if (c->magic != kMagic)
+        what = "pending callout has a bad magic number";
+      else if (c->cpu.load(std::memory_order_relaxed) != cpu)
+        what = "pending callout is homed on another CPU";
+      else if ((c->flags.load(std::memory_order_relaxed) & kPending) == 0)
+        what = "callout in a wheel is not marked PENDING";
+      else if (c->func == nullptr)
+        what = "pending callout has no handler";
+      if (what != nullptr) {
+        ++bad;
+        if (out) std::fprintf(out, "%s: callout %p: %s\n", who, static_cast<const void *>(c), what);
+      }
+    });
+    if (cpu->running == nullptr && cpu->dispatching) {
+      ++bad;
+      if (out) std::fprintf(out, "%s: dispatching with no running callout\n", who);
+    }
+    cpu->lock.unlock();
+  }
+  return bad;
+}

@@ -1,0 +1,42 @@
+// lock.cpp -- the slow paths of SpinLock and Event (futex system calls).
+#include "lock.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+
+namespace libcallout::internal {
+
+void SpinLock::lock_slow() {
+  for (unsigned spins = 0;; ++spins) {
+    // Test before test-and-set: spin on a shared cache line, write only when
+    // the lock looks free.
+    while (locked_.load(std::memory_order_relaxed)) {
+      if (spins < 128) {
+        __builtin_ia32_pause();
+        ++spins;
+      } else {
+        sched_yield();  // the holder may be preempted; let it run
+      }
+    }
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
+}
+
+void Event::wait(std::uint32_t seen, const timespec *deadline) {
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (the
+  // softclock sleeps until the start of a tick, an absolute instant).
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&gen_), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen,
+          deadline, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+void Event::wake_all() {
+  gen_.fetch_add(1, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&gen_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr,
+          nullptr, 0);
+}
+
+}  // namespace libcallout::internal

@@ -1,0 +1,93 @@
+// wheel.cpp -- advance() and the invariant checker of the timing wheel.
+#include "wheel.h"
+
+#include <cinttypes>
+
+namespace libcallout::internal {
+
+Wheel::Wheel() {
+  expired_.next = expired_.prev = &expired_;
+  for (Link &b : buckets_) b.next = b.prev = &b;
+}
+
+void Wheel::advance(std::uint64_t t) {
+  if (t <= now_) return;
+  Link todo;
+  todo.next = todo.prev = &todo;
+  for (std::uint32_t pending = levels_; pending != 0; pending &= pending - 1) {
+    const int level = __builtin_ctz(pending);
+    std::uint64_t passed;  // the slots of this level whose bucket time is in (now, t]
+    if (hi(now_, level) != hi(t, level)) {
+      // t is in a later revolution of this level: by W1 every occupied slot
+      // has a bucket time in (now, t].
+      passed = ~std::uint64_t{0};
+    } else {
+      // Same revolution: the slots strictly after now's digit, up to and
+      // including t's digit (dt >= dn because t > now and the digits above
+      // agree).  upto(d) is the mask of slots 0..d; for d == 63 the unsigned
+      // shift wraps 2 << 63 to 0 (defined: the exponent is below 64) and
+      // 0 - 1 is all ones, as wanted.
+      auto upto = [](std::uint64_t d) { return (std::uint64_t{2} << d) - 1; };
+      passed = upto(digit(t, level)) & ~upto(digit(now_, level));
+    }
+    std::uint64_t hit = bitmap_[level] & passed;
+    for (; hit != 0; hit &= hit - 1) {
+      const auto where = static_cast<std::uint32_t>(level * kSlots + __builtin_ctzll(hit));
+      splice(&todo, &buckets_[where]);
+      clear_bit(where);
+    }
+    // If now and t agree above this level they agree on every higher digit,
+    // so no bucket of a higher level can have come due.
+    if (hi(now_, level) == hi(t, level)) break;
+  }
+  now_ = t;
+  while (todo.next != &todo) {
+    WheelNode *n = node_of(todo.next);
+    unlink(&n->link);
+    place(n);
+  }
+}
+
+int Wheel::check(std::FILE *out, const char *who) const {
+  int bad = 0;
+  auto report = [&](const char *what, const WheelNode *n, std::uint32_t where) {
+    ++bad;
+    if (out)
+      std::fprintf(out, "%s: wheel now %" PRIu64 ": %s (node %p, due %" PRIu64 ", bucket %u)\n", who,
+                   now_, what, static_cast<const void *>(n), n ? n->due : 0, where);
+  };
+  std::size_t count = 0;
+  std::uint64_t earliest = kNever;  // brute-force next_due()
+  for (std::uint32_t b = 0; b < kExpired; ++b) {
+    const Link *head = &buckets_[b];
+    const int level = level_of(b);
+    const bool bit = (bitmap_[level] >> (b % kSlots)) & 1;
+    if (bit != (head->next != head)) report("bitmap bit disagrees with bucket contents", nullptr, b);
+    for (const Link *l = head->next; l != head; l = l->next) {
+      const WheelNode *n = node_of(l);
+      ++count;
+      if (l->next->prev != l) report("broken list link", n, b);
+      if (n->where != b) report("node's bucket index is not the bucket it is in", n, b);
+      if (digit(now_, level) >= b % kSlots) report("bucket is at or behind now (W1)", n, b);
+      const std::uint64_t bt = bucket_time(b);
+      if (bt > n->due) report("bucket comes due after the node's due tick (would fire late)", n, b);
+      if (bt <= now_) report("bucket time is not in the future", n, b);
+      if (bt < earliest) earliest = bt;
+    }
+  }
+  for (int level = 0; level < kLevels; ++level)
+    if (((levels_ >> level) & 1) != (bitmap_[level] != 0))
+      report("level summary bit disagrees with the level bitmap", nullptr, static_cast<std::uint32_t>(level));
+  for (const Link *l = expired_.next; l != &expired_; l = l->next) {
+    const WheelNode *n = node_of(l);
+    ++count;
+    if (n->where != kExpired) report("expired node not marked expired", n, kExpired);
+    if (n->due > now_) report("node on the expired list is not due yet (would fire early)", n, kExpired);
+    earliest = now_;
+  }
+  if (count != size_) report("size disagrees with the number of nodes", nullptr, 0);
+  if (earliest != next_due()) report("next_due() disagrees with the brute-force minimum", nullptr, 0);
+  return bad;
+}
+
+}  // namespace libcallout::internal

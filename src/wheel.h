@@ -1,0 +1,228 @@
+// wheel.h -- the hierarchical timing wheel: a pure data structure.
+//
+// Varghese & Lauck, "Hashed and Hierarchical Timing Wheels", scheme 7, in the
+// bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
+// 64-bit number read as eleven 6-bit digits; level L holds 64 buckets, one per
+// value of digit L.  No locks, no threads, no clock: the owner (one CPU of a
+// domain) holds its lock around every call and says what "now" is by calling
+// advance().
+//
+// Placement rule.  A node due at tick `due > now` goes to level
+//   L = (index of the highest bit in which due and now differ) / 6
+// and slot s = digit L of due.  So due and now agree on every digit above L,
+// and digit L of due is greater than digit L of now.  That bucket "comes due"
+// at its bucket time: now's digits above L, then s, then zeros -- the first
+// tick at which now's digits from L upward equal due's.  At that tick the
+// node is re-placed (cascaded) against the new now, landing in a lower level
+// or, when due == now, in the expired list.  A level-0 bucket time equals the
+// due tick exactly, so a node fires exactly at its due tick: never early
+// (advance only expires nodes with due <= now) and never late by design.
+//
+// Invariant W1 (what makes next_due() O(1) and advance() correct): every node
+// in bucket (L, s) satisfies  hi_L(node placement) == hi_L(now)  and
+// s > digit_L(now), where hi_L is the part of a tick above digit L.  advance()
+// keeps it by cascading every bucket whose bucket time it passes.  W1 means
+// the occupied slots of a level never wrap around now, so the earliest bucket
+// of a level is its lowest set bit, and lower levels always come due before
+// higher ones.
+//
+// Lazy reschedule.  A pending node moved later keeps its bucket when that
+// bucket's time is still <= the new due tick: only `due` changes (O(1), no
+// list operation).  When the bucket comes due the node is cascaded by its new
+// due tick.  Because the bucket time is <= due, the node is never run early;
+// the cost is that next_due() may report a tick at which nothing fires (early,
+// never late), and the clock then wakes once for nothing.
+//
+// Tick arithmetic is unsigned 64-bit and never wraps in practice (2^64 ticks
+// at 10^6 Hz is 584,000 years); eleven levels cover all 64 bits, so any due
+// tick is placed correctly, and 2^31-tick jumps cost O(levels).
+#ifndef CALLOUT_SRC_WHEEL_H
+#define CALLOUT_SRC_WHEEL_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+
+namespace libcallout::internal {
+
+// A doubly-linked circular list link; a bucket head is a bare Link.
+struct Link {
+  Link *next;
+  Link *prev;
+};
+
+// What a callout embeds to live in a wheel.  32 bytes, standard layout (a
+// Link* on a wheel list converts back to its WheelNode*).
+struct WheelNode {
+  Link link;
+  std::uint64_t due;    // the tick at which the node is due
+  std::uint32_t where;  // bucket index, kExpired, or kNowhere
+  std::uint32_t spare;  // free for the owner's use (the callout keeps flags here)
+};
+
+class Wheel {
+ public:
+  static constexpr int kDigitBits = 6;
+  static constexpr int kSlots = 1 << kDigitBits;  // 64 buckets a level
+  static constexpr int kLevels = 11;              // 66 bits >= 64
+  static constexpr std::uint32_t kExpired = kLevels * kSlots;
+  static constexpr std::uint32_t kNowhere = kExpired + 1;
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+
+  Wheel();
+  Wheel(const Wheel &) = delete;
+  Wheel &operator=(const Wheel &) = delete;
+
+  // The last tick the wheel was advanced to.  Starts at 0.
+  std::uint64_t now() const { return now_; }
+  // Number of nodes in the wheel (buckets and expired list).
+  std::size_t size() const { return size_; }
+
+  // Adds n, due at `due`.  A due tick <= now() puts n straight on the expired
+  // list (it is late; it runs at the next drain, never early).  O(1).
+  void insert(WheelNode *n, std::uint64_t due) {
+    n->due = due;
+    ++size_;
+    place(n);
+  }
+
+  // Removes n, which must be in this wheel.  O(1).
+  void remove(WheelNode *n) {
+    unlink(&n->link);
+    if (n->where < kExpired) {
+      Link *head = &buckets_[n->where];
+      if (head->next == head) clear_bit(n->where);
+    }
+    n->where = kNowhere;
+    --size_;
+  }
+
+  // Moves n (in this wheel) to `due`.  Later than its bucket time: only the
+  // due tick changes (the lazy path).  Otherwise it is re-placed.  O(1).
+  void reschedule(WheelNode *n, std::uint64_t due) {
+    if (n->where < kExpired && bucket_time(n->where) <= due) {
+      n->due = due;
+      return;
+    }
+    remove(n);
+    insert(n, due);
+  }
+
+  // The earliest tick at which advance() has work: now() if the expired list
+  // is not empty, else the earliest bucket time, else kNever.  It may be
+  // earlier than any node's due tick (lazy reschedule), never later.  O(1):
+  // one count-trailing-zeros on the level summary, one on that level.
+  std::uint64_t next_due() const {
+    if (expired_.next != &expired_) return now_;
+    if (levels_ == 0) return kNever;
+    const int level = __builtin_ctz(levels_);
+    // levels_ has bit `level` set only while bitmap_[level] != 0, so this
+    // ctz argument is never zero.
+    const int slot = __builtin_ctzll(bitmap_[level]);
+    return bucket_time(static_cast<std::uint32_t>(level * kSlots + slot));
+  }
+
+  // Moves now() forward to t (t >= now()).  Every bucket whose bucket time
+  // lies in (now, t] is cascaded: its nodes due <= t go to the expired list,
+  // the rest are re-placed.  O(levels + nodes touched).
+  void advance(std::uint64_t t);
+
+  // Takes the first node off the expired list, or returns nullptr.
+  WheelNode *pop_expired() {
+    if (expired_.next == &expired_) return nullptr;
+    WheelNode *n = node_of(expired_.next);
+    unlink(&n->link);
+    n->where = kNowhere;
+    --size_;
+    return n;
+  }
+  bool has_expired() const { return expired_.next != &expired_; }
+
+  // The tick at which bucket `where` comes due, given the current now().
+  std::uint64_t bucket_time(std::uint32_t where) const {
+    const int level = static_cast<int>(where) / kSlots;
+    const std::uint64_t slot = where % kSlots;
+    return (hi(now_, level) << shift_hi(level)) | (slot << (level * kDigitBits));
+  }
+
+  // Calls f(node) for every node: buckets level by level, then expired.
+  template <class F>
+  void for_each(F &&f) const {
+    for (std::uint32_t b = 0; b <= kExpired; ++b) {
+      const Link *head = b < kExpired ? &buckets_[b] : &expired_;
+      for (const Link *l = head->next; l != head; l = l->next)
+        f(node_of(l));
+    }
+  }
+
+  // Checks invariant W1, the bitmaps, the size and next_due() against brute
+  // force.  Prints each violation to out (if not null) prefixed by `who`;
+  // returns the number of violations.
+  int check(std::FILE *out, const char *who) const;
+
+  static int level_of(std::uint32_t where) { return static_cast<int>(where) / kSlots; }
+  static WheelNode *node_of(Link *l) { return reinterpret_cast<WheelNode *>(l); }
+  static const WheelNode *node_of(const Link *l) { return reinterpret_cast<const WheelNode *>(l); }
+
+ private:
+  static std::uint64_t digit(std::uint64_t t, int level) {
+    return (t >> (level * kDigitBits)) & (kSlots - 1);
+  }
+  // The bits above digit `level`; zero for the top level (shifting a 64-bit
+  // value by 66 would be undefined).
+  static int shift_hi(int level) { return (level + 1) * kDigitBits; }
+  static std::uint64_t hi(std::uint64_t t, int level) {
+    return shift_hi(level) >= 64 ? 0 : t >> shift_hi(level);
+  }
+
+  void place(WheelNode *n) {
+    if (n->due <= now_) {
+      append(&expired_, &n->link);
+      n->where = kExpired;
+      return;
+    }
+    // due > now, so the XOR is non-zero and clzll is defined.
+    const int high_bit = 63 - __builtin_clzll(n->due ^ now_);
+    const int level = high_bit / kDigitBits;
+    const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
+    append(&buckets_[where], &n->link);
+    n->where = where;
+    bitmap_[level] |= std::uint64_t{1} << (where % kSlots);
+    levels_ |= 1u << level;
+  }
+  void clear_bit(std::uint32_t where) {
+    const int level = level_of(where);
+    bitmap_[level] &= ~(std::uint64_t{1} << (where % kSlots));
+    if (bitmap_[level] == 0) levels_ &= ~(1u << level);
+  }
+  static void append(Link *head, Link *n) {
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+  }
+  static void unlink(Link *n) {
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+  }
+  // Moves every node of `from` to the tail of `to`; `from` becomes empty.
+  static void splice(Link *to, Link *from) {
+    if (from->next == from) return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    from->next = from->prev = from;
+  }
+
+  std::uint64_t now_ = 0;
+  std::size_t size_ = 0;
+  std::uint32_t levels_ = 0;               // bit L: bitmap_[L] != 0
+  std::uint64_t bitmap_[kLevels] = {};     // bit s: bucket (L, s) not empty
+  Link expired_;
+  Link buckets_[kLevels * kSlots];
+};
+
+}  // namespace libcallout::internal
+
+#endif  // CALLOUT_SRC_WHEEL_H
