@@ -48,7 +48,10 @@ bool running_elsewhere(Cpu *cpu, const CalloutImpl *c) REQUIRES(cpu->lock) {
 // dispatch waiting for c's associated lock is cancelled.
 bool stop_locked(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
   const std::uint32_t f = c->flags.load(std::memory_order_relaxed);
-  if (f & kPending) cpu->wheel.remove(&c->node);
+  if (f & kPending) {
+    cpu->wheel.remove(&c->node);
+    CALLOUT_STAT(++cpu->stats.stopped);
+  }
   if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
   c->flags.store(f & ~(kPending | kFired), std::memory_order_release);
   return (f & kFired) != 0;
@@ -74,6 +77,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   Cpu *home = cpu;
   if (f & kPending) {
     cpu->wheel.reschedule(&c->node, due);
+    CALLOUT_STAT(++cpu->stats.rescheduled);
   } else {
     Cpu *here = current_cpu();
     if (here != nullptr && here != cpu && here->domain == cpu->domain && (f & kBound) == 0 &&
@@ -85,6 +89,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
       home = here;
     }
     home->wheel.insert(&c->node, due);
+    CALLOUT_STAT(++home->stats.scheduled);
     f |= kPending;
   }
   c->flags.store(f, std::memory_order_release);
@@ -270,10 +275,12 @@ extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
   stop_locked(cpu, ci);
+  CALLOUT_STAT(++cpu->stats.halts);
   if (!running_elsewhere(cpu, ci)) {
     cpu->lock.unlock();
     return false;
   }
+  CALLOUT_STAT(++cpu->stats.halts_waited);
   // While we wait, the softclock skips any re-arming of c instead of running
   // it again (cpu.cpp, run_expired): halt undoes such an arming anyway, and
   // this way a handler that re-arms itself every tick cannot keep us waiting.

@@ -18,24 +18,24 @@ std::uint64_t monotonic_ns() {
 
 Clock::Clock(enum callout_clock kind, unsigned hz) : kind_(kind), hz_(hz), origin_ns_(monotonic_ns()) {}
 
-std::uint64_t Clock::monotonic_ticks() const {
-  const std::uint64_t elapsed = monotonic_ns() - origin_ns_;
-  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(elapsed) * hz_ / kNsPerSec);
+std::uint64_t Clock::monotonic_ticks() const { return tick_at_ns(monotonic_ns()); }
+
+std::uint64_t Clock::tick_at_ns(std::uint64_t ns) const {
+  if (ns < origin_ns_) return 0;
+  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(ns - origin_ns_) * hz_ / kNsPerSec);
+}
+
+std::uint64_t Clock::tick_start_ns(std::uint64_t t) const {
+  // ceil(t * 1e9 / hz): the first nanosecond that belongs to tick t.
+  const unsigned __int128 abs = (static_cast<unsigned __int128>(t) * kNsPerSec + hz_ - 1) / hz_ + origin_ns_;
+  return abs > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(abs);
 }
 
 timespec Clock::deadline(std::uint64_t t) const {
-  // ceil(t * 1e9 / hz): the first nanosecond that belongs to tick t.
-  const unsigned __int128 off = (static_cast<unsigned __int128>(t) * kNsPerSec + hz_ - 1) / hz_;
-  const unsigned __int128 abs = off + origin_ns_;
+  const std::uint64_t ns = tick_start_ns(t);
   timespec ts;
-  const unsigned __int128 max_sec = static_cast<unsigned __int128>(INT64_MAX);
-  if (abs / kNsPerSec > max_sec) {
-    ts.tv_sec = INT64_MAX;
-    ts.tv_nsec = 0;
-  } else {
-    ts.tv_sec = static_cast<time_t>(abs / kNsPerSec);
-    ts.tv_nsec = static_cast<long>(abs % kNsPerSec);
-  }
+  ts.tv_sec = static_cast<time_t>(ns / kNsPerSec);
+  ts.tv_nsec = static_cast<long>(ns % kNsPerSec);
   return ts;
 }
 

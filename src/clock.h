@@ -32,9 +32,12 @@ class Clock {
   // Manual clock only: the tick being processed by advance().
   void set_ticks(std::uint64_t t) { manual_ticks_.store(t, std::memory_order_release); }
 
-  // The absolute CLOCK_MONOTONIC instant at which tick t begins (rounded up
-  // to the nanosecond, so a sleeper woken then reads a tick >= t).
+  // The CLOCK_MONOTONIC nanosecond at which tick t begins (rounded up, so a
+  // sleeper woken then reads a tick >= t), and as a timespec.
+  std::uint64_t tick_start_ns(std::uint64_t t) const;
   timespec deadline(std::uint64_t t) const;
+  // The tick that CLOCK_MONOTONIC nanosecond `ns` belongs to.
+  std::uint64_t tick_at_ns(std::uint64_t ns) const;
 
  private:
   std::uint64_t monotonic_ticks() const;

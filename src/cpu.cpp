@@ -60,15 +60,48 @@ void release_association(callout_domain *d, std::uint32_t flags, pthread_mutex_t
   }
 }
 
+// Accounts one handler run: started at `start_ns`, ended at `end_ns`, due
+// at tick `due`.
+void account_run(Cpu *cpu, std::uint64_t due, std::uint64_t start_ns, std::uint64_t end_ns) REQUIRES(cpu->lock) {
+#ifndef CALLOUT_NO_STATS
+  const Clock &clock = cpu->domain->clock;
+  CpuStats &st = cpu->stats;
+  ++st.fired;
+  const std::uint64_t run = end_ns - start_ns;
+  st.run_ns_total += run;
+  if (run > st.run_ns_max) st.run_ns_max = run;
+  const std::uint64_t tick = clock.manual() ? clock.ticks() : clock.tick_at_ns(start_ns);
+  if (tick > due) {
+    ++st.fired_late;
+    if (tick - due > st.late_max_ticks) st.late_max_ticks = tick - due;
+  }
+  if (!clock.manual()) {
+    const std::uint64_t begin = clock.tick_start_ns(due);
+    const std::uint64_t late = start_ns > begin ? start_ns - begin : 0;
+    int bucket = late == 0 ? 0 : 63 - __builtin_clzll(late);
+    if (bucket >= CALLOUT_LATENCY_BUCKETS) bucket = CALLOUT_LATENCY_BUCKETS - 1;
+    ++st.lateness_ns_log2[bucket];
+  }
+#else
+  (void)cpu, (void)due, (void)start_ns, (void)end_ns;
+#endif
+}
+
 // Runs everything on the expired list, in order.
 void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
   callout_domain *d = cpu->domain;
+  // One clock read per handler: the end of one run is the start of the next
+  // unless something slow (a wake-up, waiting for a lock) came between.
+  std::uint64_t last_end = 0;
   while (WheelNode *n = cpu->wheel.pop_expired()) {
     CalloutImpl *c = impl(n);
     std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;
     c->flags.store(f, std::memory_order_release);
     if (c->node.spare != 0) continue;  // a halt is waiting on c: it stays stopped (DESIGN.md, H1)
+    const std::uint64_t due = c->node.due;
     cpu->running = c;
+    cpu->running_func = c->func;
+    cpu->running_arg = c->arg;
     pthread_mutex_t *mtx = c->mtx;
     if (f & (kGiant | kMutex)) {
       cpu->dispatching = true;
@@ -78,11 +111,13 @@ void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
         d->giant.enter();
       else
         pthread_mutex_lock(mtx);
+      last_end = 0;
       cpu->lock.lock();
       cpu->dispatching = false;
       if (cpu->cancelled) {
         // Stopped or reset while we waited for its lock: the holder of that
         // lock has been promised the handler will not run for this arming.
+        CALLOUT_STAT(++cpu->stats.cancelled);
         cpu->lock.unlock();
         if (f & kGiant)
           d->giant.exit();
@@ -90,23 +125,32 @@ void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
           pthread_mutex_unlock(mtx);
         cpu->lock.lock();
         cpu->running = nullptr;
+        if (cpu->nwait != 0) last_end = 0;
         notify_done(cpu);
         continue;
       }
       // Not cancelled, so not stopped, reset or destroyed: c is intact, but
       // setfunc may have changed the handler while we waited.
       f = c->flags.load(std::memory_order_relaxed);
+      cpu->running_func = c->func;
+      cpu->running_arg = c->arg;
     }
     const callout_func_t func = c->func;
     void *const arg = c->arg;
     c->flags.store(f | kFired | kInvoking, std::memory_order_release);
     cpu->lock.unlock();
 
+    const std::uint64_t start = last_end != 0 ? last_end : monotonic_ns();
     func(arg);  // c may be destroyed and freed from here on
+    last_end = monotonic_ns();
 
     release_association(d, f, mtx, c, func);
     cpu->lock.lock();
+    account_run(cpu, due, start, last_end);
     cpu->running = nullptr;
+    cpu->running_func = nullptr;
+    cpu->running_arg = nullptr;
+    if (cpu->nwait != 0) last_end = 0;
     notify_done(cpu);
   }
 }

@@ -22,6 +22,20 @@ struct callout_domain;
 
 namespace libcallout::internal {
 
+// Per-CPU counters (callout_domain_stats).  Plain integers under the CPU
+// lock, bumped inside critical sections the operations take anyway.
+struct CpuStats {
+  std::uint64_t scheduled = 0, rescheduled = 0, stopped = 0, fired = 0, fired_late = 0, late_max_ticks = 0,
+                cancelled = 0, halts = 0, halts_waited = 0, run_ns_total = 0, run_ns_max = 0, ignored = 0;
+  std::uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS] = {};
+};
+
+#ifdef CALLOUT_NO_STATS
+#define CALLOUT_STAT(expr) ((void)0)
+#else
+#define CALLOUT_STAT(expr) ((void)(expr))
+#endif
+
 struct alignas(64) Cpu {
   SpinLock lock;
   Wheel wheel GUARDED_BY(lock);
@@ -29,6 +43,10 @@ struct alignas(64) Cpu {
   // The callout this CPU's softclock is dispatching or running (cc_active).
   // Only a pointer identity: never dereferenced once its handler returned.
   CalloutImpl *running GUARDED_BY(lock) = nullptr;
+  // What `running` calls, copied at dispatch so that a dump can name it
+  // without dereferencing `running` (whose handler may have freed it).
+  callout_func_t running_func GUARDED_BY(lock) = nullptr;
+  void *running_arg GUARDED_BY(lock) = nullptr;
   // `running` is lock-associated and the softclock is waiting for that lock;
   // its handler has not been invoked yet.
   bool dispatching GUARDED_BY(lock) = false;
@@ -50,6 +68,8 @@ struct alignas(64) Cpu {
   // Callouts initialised here minus callouts destroyed here (modulo 2^64:
   // only the sum over a domain's CPUs means anything).
   std::uint64_t live GUARDED_BY(lock) = 0;
+
+  CpuStats stats GUARDED_BY(lock);
 
   callout_domain *domain = nullptr;
   unsigned index = 0;

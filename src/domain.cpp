@@ -52,13 +52,112 @@ void Giant::reacquire(unsigned depth) {
   depth_ = depth;
 }
 
+void Giant::after_fork() {
+  if (held_by_caller()) return;
+  pthread_mutex_init(&mutex_, nullptr);
+  owner_.store(0, std::memory_order_relaxed);
+  depth_ = 0;
+}
+
 namespace {
 
 constexpr unsigned kMaxCpus = 1024;
+
+// Every live domain, for the fork handlers.
+pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+callout_domain *registry = nullptr;
+pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+int start_thread(Cpu *cpu) {
+  // Softclock threads take no signals: they belong to the application's
+  // threads.  The mask is inherited from the creating thread.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int err = pthread_create(&cpu->thread, nullptr, softclock_main, cpu);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  cpu->thread_started = err == 0;
+  return err;
+}
+
+// fork(): only the forking thread exists in the child, so every domain
+// would be left without softclock threads, possibly with a CPU lock held by
+// a thread that is gone.  Before the fork we take every CPU lock of every
+// domain (registry order, then index order), so that no wheel is half
+// updated; the parent just releases them.  The child releases them too,
+// forgets the handlers that were running in the parent (their threads are
+// gone: those callouts count as finished, and a dispatch that was waiting
+// for its lock as cancelled), resets a giant held by a thread that is gone,
+// and starts fresh softclock threads.  Pending callouts keep their due ticks
+// and fire in the child.  If the forking thread is itself a softclock (fork
+// from a handler), it goes on being that CPU's softclock in the child.
+void before_fork() NO_THREAD_SAFETY_ANALYSIS {
+  pthread_mutex_lock(&registry_lock);
+  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
+    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.lock();
+}
+
+void after_fork_parent() NO_THREAD_SAFETY_ANALYSIS {
+  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
+    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.unlock();
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
+  Cpu *self = current_cpu();
+  for (callout_domain *d = registry; d != nullptr; d = d->next_live) {
+    d->giant.after_fork();
+    pthread_mutex_init(&d->advance_mutex, nullptr);
+    for (unsigned i = 0; i < d->ncpu; ++i) {
+      Cpu *cpu = &d->cpus[i];
+      if (cpu != self) {
+        cpu->running = nullptr;
+        cpu->running_func = nullptr;
+        cpu->running_arg = nullptr;
+        cpu->dispatching = false;
+        cpu->cancelled = false;
+      }
+      cpu->nwait = 0;
+      cpu->wake_tick = 0;
+      cpu->thread_started = false;
+      cpu->lock.unlock();
+    }
+  }
+  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
+    for (unsigned i = 0; i < d->ncpu; ++i)
+      if (&d->cpus[i] != self && !d->cpus[i].stopping && start_thread(&d->cpus[i]) != 0) {
+        std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
+        std::abort();
+      }
+  pthread_mutex_init(&registry_lock, nullptr);
+}
+
+void register_atfork() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
+
+void register_domain(callout_domain *d) {
+  pthread_once(&atfork_once, register_atfork);
+  pthread_mutex_lock(&registry_lock);
+  d->next_live = registry;
+  registry = d;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void unregister_domain(callout_domain *d) {
+  pthread_mutex_lock(&registry_lock);
+  for (callout_domain **p = &registry; *p != nullptr; p = &(*p)->next_live)
+    if (*p == d) {
+      *p = d->next_live;
+      break;
+    }
+  pthread_mutex_unlock(&registry_lock);
+}
 constexpr unsigned kMaxHz = 1'000'000;
+
+void unregister_domain(callout_domain *d);
 
 // Stops and joins the softclock threads that were started, frees d.
 void teardown(callout_domain *d) {
+  unregister_domain(d);
   for (unsigned i = 0; i < d->ncpu; ++i) {
     Cpu *cpu = &d->cpus[i];
     cpu->lock.lock();
@@ -109,18 +208,11 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
     d->cpus[i].domain = d;
     d->cpus[i].index = i;
   }
-  // Softclock threads take no signals: they belong to the application's
-  // threads.  The mask is inherited from the creating thread.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // Registered before the threads start, so that a fork from another
+  // thread while they start finds every CPU lock it must hold.
+  register_domain(d);
   int err = 0;
-  for (unsigned i = 0; i < ncpu && err == 0; ++i) {
-    Cpu *cpu = &d->cpus[i];
-    err = pthread_create(&cpu->thread, nullptr, softclock_main, cpu);
-    cpu->thread_started = err == 0;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
   if (err != 0) {
     teardown(d);
     return err == ENOMEM ? ENOMEM : EAGAIN;
@@ -317,40 +409,4 @@ extern "C" void callout_giant_enter(callout_domain_t *d) { d->giant.enter(); }
 
 extern "C" void callout_giant_exit(callout_domain_t *d) {
   if (!d->giant.exit()) misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
-}
-
-/*
- * callout_domain_check: see callout.h.  Takes each CPU lock in turn.
- */
-extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
-  int bad = 0;
-  for (unsigned i = 0; i < d->ncpu; ++i) {
-    Cpu *cpu = &d->cpus[i];
-    char who[48];
-    std::snprintf(who, sizeof who, "callout_domain_check: cpu %u", i);
-    cpu->lock.lock();
-    bad += cpu->wheel.check(out, who);
-    cpu->wheel.for_each([&](const WheelNode *n) {
-      const auto *c = reinterpret_cast<const CalloutImpl *>(n);
-      const char *what = nullptr;
-      if (c->magic != kMagic)
-        what = "pending callout has a bad magic number";
-      else if (c->cpu.load(std::memory_order_relaxed) != cpu)
-        what = "pending callout is homed on another CPU";
-      else if ((c->flags.load(std::memory_order_relaxed) & kPending) == 0)
-        what = "callout in a wheel is not marked PENDING";
-      else if (c->func == nullptr)
-        what = "pending callout has no handler";
-      if (what != nullptr) {
-        ++bad;
-        if (out) std::fprintf(out, "%s: callout %p: %s\n", who, static_cast<const void *>(c), what);
-      }
-    });
-    if (cpu->running == nullptr && cpu->dispatching) {
-      ++bad;
-      if (out) std::fprintf(out, "%s: dispatching with no running callout\n", who);
-    }
-    cpu->lock.unlock();
-  }
-  return bad;
 }

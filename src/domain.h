@@ -28,6 +28,9 @@ class CAPABILITY("mutex") Giant {
   unsigned release_all();
   void reacquire(unsigned depth);
   unsigned depth() const { return depth_; }
+  // In a fork child: a giant held by a thread that did not survive the fork
+  // is free again.
+  void after_fork();
 
  private:
   pthread_mutex_t mutex_;
@@ -46,7 +49,8 @@ struct callout_domain {
   bool is_default = false;
   libcallout::internal::Giant giant;
   pthread_mutex_t advance_mutex = PTHREAD_MUTEX_INITIALIZER;  // serialises advance()
-  libcallout::internal::Cpu *cpus = nullptr;                       // ncpu of them
+  libcallout::internal::Cpu *cpus = nullptr;                    // ncpu of them
+  callout_domain *next_live = nullptr;                          // the registry (fork)
 };
 
 #endif  // CALLOUT_SRC_DOMAIN_H

@@ -106,6 +106,42 @@ CALLOUT_API void callout_ack(callout_t *c);
  */
 CALLOUT_API int callout_domain_check(callout_domain_t *d, FILE *out);
 
+/* ---- Observability (beyond SPEC.md; callout_domain(3)) ---------------- */
+
+#define CALLOUT_LATENCY_BUCKETS 40
+
+/* Counters of one CPU, or of a whole domain.  The caller sets `size` to
+ * sizeof(struct callout_stats) first (so the struct can grow). */
+struct callout_stats {
+	size_t size;
+	uint64_t scheduled;     /* reset/schedule of a callout that was not pending */
+	uint64_t rescheduled;   /* reset/schedule of a pending callout */
+	uint64_t stopped;       /* stop/halt that unscheduled a pending callout */
+	uint64_t fired;         /* handlers invoked */
+	uint64_t fired_late;    /* ... after their due tick */
+	uint64_t late_max_ticks;/* the most ticks a handler ran late */
+	uint64_t cancelled;     /* lock-associated dispatches cancelled by stop/reset */
+	uint64_t halts;         /* callout_halt calls */
+	uint64_t halts_waited;  /* ... that had to wait */
+	uint64_t run_ns_total;  /* time spent in handlers */
+	uint64_t run_ns_max;    /* the longest handler run */
+	uint64_t pending;       /* callouts pending now */
+	uint64_t ignored;       /* reset/schedule ignored (shut down or draining) */
+	/* Lateness of handler starts past the start of their due tick, monotonic
+	 * clock only: bucket i counts lateness in [2^i, 2^(i+1)) ns (bucket 0
+	 * also counts 0 ns). */
+	uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
+};
+
+/* Sums over every CPU of d (cpu < 0) or one CPU.  0, or EINVAL for a bad
+ * size or CPU index. */
+CALLOUT_API int callout_domain_stats(callout_domain_t *d, int cpu, struct callout_stats *out);
+
+/* Prints every pending callout (ticks left, CPU, wheel level/bucket,
+ * argument, handler symbol) and each CPU's running callout, in the spirit
+ * of NetBSD's DDB "show callout".  Safe while the domain runs. */
+CALLOUT_API void callout_domain_dump(callout_domain_t *d, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,175 @@
+// inspect.cpp -- looking inside a running domain: the invariant checker,
+// the counters and the "show callout" dump.  Each takes one CPU lock at a
+// time, so all are safe while the domain runs (and consistent per CPU).
+#include <dlfcn.h>
+#include <errno.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "callout/callout.h"
+#include "callout_impl.h"
+#include "cpu.h"
+#include "domain.h"
+#include "misuse.h"
+
+using namespace libcallout::internal;
+
+/*
+ * callout_domain_check: see callout.h.  Takes each CPU lock in turn.
+ */
+extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
+  int bad = 0;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    char who[48];
+    std::snprintf(who, sizeof who, "callout_domain_check: cpu %u", i);
+    cpu->lock.lock();
+    bad += cpu->wheel.check(out, who);
+    cpu->wheel.for_each([&](const WheelNode *n) {
+      const auto *c = reinterpret_cast<const CalloutImpl *>(n);
+      const char *what = nullptr;
+      if (c->magic != kMagic)
+        what = "pending callout has a bad magic number";
+      else if (c->cpu.load(std::memory_order_relaxed) != cpu)
+        what = "pending callout is homed on another CPU";
+      else if ((c->flags.load(std::memory_order_relaxed) & kPending) == 0)
+        what = "callout in a wheel is not marked PENDING";
+      else if (c->func == nullptr)
+        what = "pending callout has no handler";
+      if (what != nullptr) {
+        ++bad;
+        if (out) std::fprintf(out, "%s: callout %p: %s\n", who, static_cast<const void *>(c), what);
+      }
+    });
+    if (cpu->running == nullptr && cpu->dispatching) {
+      ++bad;
+      if (out) std::fprintf(out, "%s: dispatching with no running callout\n", who);
+    }
+    cpu->lock.unlock();
+  }
+  return bad;
+}
+
+namespace {
+
+void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending) {
+  out->scheduled += st.scheduled;
+  out->rescheduled += st.rescheduled;
+  out->stopped += st.stopped;
+  out->fired += st.fired;
+  out->fired_late += st.fired_late;
+  if (st.late_max_ticks > out->late_max_ticks) out->late_max_ticks = st.late_max_ticks;
+  out->cancelled += st.cancelled;
+  out->halts += st.halts;
+  out->halts_waited += st.halts_waited;
+  out->run_ns_total += st.run_ns_total;
+  if (st.run_ns_max > out->run_ns_max) out->run_ns_max = st.run_ns_max;
+  out->ignored += st.ignored;
+  out->pending += pending;
+  for (int i = 0; i < CALLOUT_LATENCY_BUCKETS; ++i) out->lateness_ns_log2[i] += st.lateness_ns_log2[i];
+}
+
+}  // namespace
+
+/*
+ * callout_domain_stats: the counters of CPU `cpu` of d, or their sum over
+ * every CPU when cpu < 0 (maxima are maxima).  out->size must be set by the
+ * caller; a larger struct (from a newer header) gets its unknown tail
+ * zeroed.  Returns 0, or EINVAL for a bad size or CPU index.  Any thread;
+ * takes each CPU lock briefly.
+ */
+extern "C" int callout_domain_stats(callout_domain_t *d, int cpu, struct callout_stats *out) {
+  if (d == nullptr || out == nullptr || out->size < sizeof *out) return EINVAL;
+  if (cpu >= static_cast<int>(d->ncpu)) return EINVAL;
+  const size_t size = out->size;
+  std::memset(out, 0, size);
+  out->size = size;
+  const unsigned first = cpu < 0 ? 0 : static_cast<unsigned>(cpu);
+  const unsigned last = cpu < 0 ? d->ncpu : first + 1;
+  for (unsigned i = first; i < last; ++i) {
+    Cpu *c = &d->cpus[i];
+    c->lock.lock();
+    const CpuStats st = c->stats;
+    const std::uint64_t pending = c->wheel.size();
+    c->lock.unlock();
+    add_stats(out, st, pending);
+  }
+  return 0;
+}
+
+namespace {
+
+struct DumpEntry {
+  const void *callout;
+  std::uint64_t due;
+  std::uint32_t where;
+  callout_func_t func;
+  void *arg;
+};
+
+// Copies CPU i's pending callouts and running callout.  The copy is taken
+// under the lock into memory allocated before it (retrying if the wheel grew
+// meanwhile), so that no allocation and no output happens under a CPU lock.
+void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, bool *dispatching) {
+  for (;;) {
+    cpu->lock.lock();
+    const size_t size = cpu->wheel.size();
+    cpu->lock.unlock();
+    entries->clear();
+    entries->reserve(size + 16);
+    cpu->lock.lock();
+    if (cpu->wheel.size() > entries->capacity()) {
+      cpu->lock.unlock();
+      continue;
+    }
+    cpu->wheel.for_each([&](const WheelNode *n) {
+      const auto *c = reinterpret_cast<const CalloutImpl *>(n);
+      entries->push_back({c, n->due, n->where, c->func, c->arg});
+    });
+    *running = {cpu->running, 0, 0, cpu->running_func, cpu->running_arg};
+    *dispatching = cpu->dispatching;
+    cpu->lock.unlock();
+    return;
+  }
+}
+
+}  // namespace
+
+/*
+ * callout_domain_dump: NetBSD's "show callout" for one domain: for every
+ * pending callout, the ticks left (negative: late), its CPU, its wheel
+ * level/bucket ("expired" when it waits for the softclock), the argument
+ * and the handler's symbol; then what each CPU is running.  Any thread,
+ * while the domain runs; output is per-CPU consistent.
+ */
+extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
+  const std::uint64_t now = d->clock.ticks();
+  std::fprintf(out, "domain %p: %u cpu, %u Hz, %s clock, ticks now %" PRIu64 "\n", static_cast<void *>(d),
+               d->ncpu, d->clock.hz(), d->clock.manual() ? "manual" : "monotonic", now);
+  std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg", "handler");
+  std::vector<DumpEntry> entries;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    DumpEntry running{};
+    bool dispatching = false;
+    snapshot(&d->cpus[i], &entries, &running, &dispatching);
+    char handler[256];
+    for (const DumpEntry &e : entries) {
+      char where[16];
+      if (e.where == Wheel::kExpired)
+        std::snprintf(where, sizeof where, "expired");
+      else
+        std::snprintf(where, sizeof where, "%d/%u", Wheel::level_of(e.where), e.where % Wheel::kSlots);
+      describe_handler(e.func, handler, sizeof handler);
+      std::fprintf(out, "%12" PRId64 " %4u %-9s %-18p %-18p %s\n", static_cast<std::int64_t>(e.due - now), i,
+                   where, e.callout, e.arg, handler);
+    }
+    if (running.callout != nullptr) {
+      describe_handler(running.func, handler, sizeof handler);
+      std::fprintf(out, "cpu %u: %s callout %p, arg %p, handler %s\n", i, dispatching ? "dispatching" : "running",
+                   running.callout, running.arg, handler);
+    }
+  }
+}
