@@ -72,7 +72,14 @@ std::uint64_t due_tick(const CalloutImpl *c, int ticks) {
 // (locality; the new CPU's lock is only tried, never waited for, because we
 // hold the old one and another thread may be moving a callout the other way).
 void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->lock) NO_THREAD_SAFETY_ANALYSIS {
-  std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~(kFired | kInvoking);
+  std::uint32_t f = c->flags.load(std::memory_order_relaxed);
+  if (f & (kShutdown | kDraining)) {
+    // Teardown in progress: a racing re-arm must not undo it (issue 6).
+    CALLOUT_STAT(++cpu->stats.ignored);
+    cpu->lock.unlock();
+    return;
+  }
+  f &= ~(kFired | kInvoking);
   if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
   Cpu *home = cpu;
   if (f & kPending) {
@@ -95,10 +102,61 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   c->flags.store(f, std::memory_order_release);
   // Tickless clock: wake the softclock only if c is due before the tick it
   // sleeps until (wake_tick is 0 while it is awake; it looks again anyway).
-  const bool kick = due < home->wake_tick;
-  if (kick) home->wake_tick = 0;
+  // External clock: re-arm the loop's timerfd, under the lock so that two
+  // racing resets cannot leave it armed for the later of their due ticks.
+  bool kick = false;
+  if (due < home->wake_tick) {
+    if (home->timer_fd >= 0) {
+      arm_timer(home, due);
+    } else {
+      home->wake_tick = 0;
+      kick = true;
+    }
+  }
   home->lock.unlock();
   if (kick) home->kick.wake_all();
+}
+
+// callout_halt and callout_shutdown_sync.
+bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
+  Cpu *cpu = lock_callout(ci);
+  cpu->lock.assert_held();
+  stop_locked(cpu, ci);
+  if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
+  CALLOUT_STAT(++cpu->stats.halts);
+  if (!running_elsewhere(cpu, ci)) {
+    cpu->lock.unlock();
+    return false;
+  }
+  CALLOUT_STAT(++cpu->stats.halts_waited);
+  // While we wait, the softclock skips any re-arming of c instead of running
+  // it again (cpu.cpp, run_expired): halt undoes such an arming anyway, and
+  // this way a handler that re-arms itself every tick cannot keep us waiting.
+  ++ci->node.spare;
+  callout_domain *d = cpu->domain;
+  bool dropped_interlock = false;
+  unsigned giant_depth = 0;
+  for (;;) {
+    if (interlock != nullptr && !dropped_interlock) {
+      cpu->lock.unlock();
+      pthread_mutex_unlock(interlock);
+      dropped_interlock = true;
+    } else if (giant_depth == 0 && d->giant.held_by_caller()) {
+      cpu->lock.unlock();
+      giant_depth = d->giant.release_all();
+    } else {
+      wait_for_done(cpu);
+    }
+    cpu = lock_callout(ci);
+    cpu->lock.assert_held();
+    stop_locked(cpu, ci);  // H1: undo a re-arm made while we were away
+    if (!running_elsewhere(cpu, ci)) break;
+  }
+  --ci->node.spare;
+  cpu->lock.unlock();
+  if (giant_depth != 0) d->giant.reacquire(giant_depth);
+  if (dropped_interlock) pthread_mutex_lock(interlock);
+  return true;
 }
 
 void init_common(callout_t *c, unsigned flags, callout_domain *d, pthread_mutex_t *mtx, const char *function) {
@@ -241,6 +299,33 @@ extern "C" void callout_schedule(callout_t *c, int ticks) {
 }
 
 /*
+ * callout_reset_window: callout_reset with a precision window: the handler
+ * runs at some tick in [due, due + slack], due = now + ticks (ticks <= 0
+ * means 1; slack < 0 means 0).  The tick chosen is the latest multiple of
+ * the largest power of two that fits in the window (a window of w + 1 ticks
+ * always holds a multiple of 2^floor(log2(w + 1))), so callouts with
+ * overlapping windows land on the same ticks and the clock wakes once for
+ * all of them.  Any thread; never sleeps.
+ */
+extern "C" void callout_reset_window(callout_t *c, int ticks, int slack, callout_func_t func, void *arg) {
+  CalloutImpl *ci = checked(c, "callout_reset_window");
+  if (func == nullptr) misuse("callout_reset_window", c, ci->func, "NULL handler");
+  const std::uint64_t due = due_tick(ci, ticks);
+  std::uint64_t at = due;
+  if (slack > 0) {
+    const std::uint64_t width = static_cast<std::uint64_t>(slack) + 1;  // ticks in the window
+    const int k = 63 - __builtin_clzll(width);                           // 2^k <= width
+    const std::uint64_t latest = due + static_cast<std::uint64_t>(slack);
+    at = latest & ~((std::uint64_t{1} << k) - 1);  // >= latest - (2^k - 1) >= due
+  }
+  Cpu *cpu = lock_callout(ci);
+  cpu->lock.assert_held();
+  ci->func = func;
+  ci->arg = arg;
+  schedule_locked(cpu, ci, at);
+}
+
+/*
  * callout_stop: unschedules c, clears PENDING and FIRED, returns the old
  * FIRED.  Never blocks, never waits for a handler.  Race outcomes: false --
  * the handler has not been invoked for the last arming and now will not be
@@ -271,7 +356,22 @@ extern "C" bool callout_stop(callout_t *c) {
  * context that must not; two handlers halting each other deadlock.
  */
 extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
-  CalloutImpl *ci = checked(c, "callout_halt");
+  return halt_common(checked(c, "callout_halt"), interlock, false);
+}
+
+/*
+ * callout_halt_async: stops c without blocking.  If another thread is
+ * dispatching c or running its handler, returns true; done(arg) is then
+ * called exactly once, on that softclock thread, when it is done with c
+ * (after the handler returned and its lock was released), and until then
+ * reset/schedule of c are ignored.  Otherwise returns false and done is
+ * never called: no thread uses c, the caller may free it at once.  From c's
+ * own handler it returns false.  Any thread; never sleeps.  At most
+ * Cpu::kMaxDrains (8) completions may be pending on one callout.
+ */
+extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg) {
+  CalloutImpl *ci = checked(c, "callout_halt_async");
+  if (done == nullptr) misuse("callout_halt_async", c, ci->func, "NULL completion function");
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
   stop_locked(cpu, ci);
@@ -280,35 +380,38 @@ extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
     cpu->lock.unlock();
     return false;
   }
-  CALLOUT_STAT(++cpu->stats.halts_waited);
-  // While we wait, the softclock skips any re-arming of c instead of running
-  // it again (cpu.cpp, run_expired): halt undoes such an arming anyway, and
-  // this way a handler that re-arms itself every tick cannot keep us waiting.
-  ++ci->node.spare;
-  callout_domain *d = cpu->domain;
-  bool dropped_interlock = false;
-  unsigned giant_depth = 0;
-  for (;;) {
-    if (interlock != nullptr && !dropped_interlock) {
-      cpu->lock.unlock();
-      pthread_mutex_unlock(interlock);
-      dropped_interlock = true;
-    } else if (giant_depth == 0 && d->giant.held_by_caller()) {
-      cpu->lock.unlock();
-      giant_depth = d->giant.release_all();
-    } else {
-      wait_for_done(cpu);
-    }
-    cpu = lock_callout(ci);
-    cpu->lock.assert_held();
-    stop_locked(cpu, ci);  // H1: undo a re-arm made while we were away
-    if (!running_elsewhere(cpu, ci)) break;
+  if (cpu->ndrains == Cpu::kMaxDrains) {
+    cpu->lock.unlock();
+    misuse("callout_halt_async", c, ci->func, "too many callout_halt_async completions pending on one callout");
   }
-  --ci->node.spare;
+  CALLOUT_STAT(++cpu->stats.halts_waited);
+  cpu->drains[cpu->ndrains++] = {done, arg};
+  ci->flags.fetch_or(kDraining, std::memory_order_release);
   cpu->lock.unlock();
-  if (giant_depth != 0) d->giant.reacquire(giant_depth);
-  if (dropped_interlock) pthread_mutex_lock(interlock);
   return true;
+}
+
+/*
+ * callout_shutdown: callout_stop, and from now on every reset/schedule of c
+ * is ignored (counted in the stats) until c is initialised again.  Kills the
+ * "re-armed during teardown" race.  Any thread; never sleeps.
+ */
+extern "C" void callout_shutdown(callout_t *c) {
+  CalloutImpl *ci = checked(c, "callout_shutdown");
+  Cpu *cpu = lock_callout(ci);
+  cpu->lock.assert_held();
+  stop_locked(cpu, ci);
+  ci->flags.fetch_or(kShutdown, std::memory_order_release);
+  cpu->lock.unlock();
+}
+
+/*
+ * callout_shutdown_sync: callout_shutdown, then waits like callout_halt
+ * (same interlock and giant rules, same return value).  The shutdown mark is
+ * set before waiting, so the running handler cannot re-arm c.
+ */
+extern "C" bool callout_shutdown_sync(callout_t *c, pthread_mutex_t *interlock) {
+  return halt_common(checked(c, "callout_shutdown_sync"), interlock, true);
 }
 
 /*

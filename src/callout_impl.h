@@ -37,6 +37,8 @@ enum : std::uint32_t {
   kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED,
   kGiant = 0x1000,     // runs under the domain's giant lock (not MPSAFE, no mutex)
   kMutex = 0x2000,     // runs under its own associated mutex (callout_init_mtx)
+  kShutdown = 0x4000,  // callout_shutdown: reset/schedule are ignored until init
+  kDraining = 0x8000,  // callout_halt_async pending: reset/schedule are ignored
 };
 
 constexpr std::uint32_t kMagic = 0x11deeba1;  // NetBSD's CALLOUT_MAGIC

@@ -21,6 +21,9 @@ class Clock {
   Clock(enum callout_clock kind, unsigned hz);
 
   bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL; }
+  // Monotonic ticks, but no softclock thread: an event loop runs the
+  // handlers through callout_domain_run().
+  bool external() const { return kind_ == CALLOUT_CLOCK_EXTERNAL; }
   unsigned hz() const { return hz_; }
 
   // The current tick: for the manual clock the counter, for the monotonic

@@ -18,6 +18,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/timerfd.h>
 
 #include <cstdio>
 
@@ -87,8 +88,38 @@ void account_run(Cpu *cpu, std::uint64_t due, std::uint64_t start_ns, std::uint6
 #endif
 }
 
+// Ends the dispatch of c (its handler returned, or it was cancelled):
+// clears `running`, wakes the waiters, and calls the callout_halt_async
+// completions (outside the lock, with `running` already clear, so that
+// they may halt or free c).  Returns whether it dropped the lock.
+bool finish_dispatch(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
+  cpu->running = nullptr;
+  cpu->running_func = nullptr;
+  cpu->running_arg = nullptr;
+  const unsigned ndrains = cpu->ndrains;
+  Cpu::Drain drains[Cpu::kMaxDrains];
+  if (ndrains != 0) {
+    // Whoever asked for the drain keeps c alive until its completion runs,
+    // so c may be touched here even though its handler has returned.
+    c->flags.fetch_and(~kDraining, std::memory_order_release);
+    for (unsigned i = 0; i < ndrains; ++i) drains[i] = cpu->drains[i];
+    cpu->ndrains = 0;
+  }
+  const bool slow = cpu->nwait != 0 || ndrains != 0;
+  notify_done(cpu);
+  if (ndrains != 0) {
+    cpu->lock.unlock();
+    for (unsigned i = 0; i < ndrains; ++i) drains[i].done(drains[i].arg);
+    cpu->lock.lock();
+  }
+  return slow;
+}
+
+}  // namespace
+
 // Runs everything on the expired list, in order.
-void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
+unsigned run_expired(Cpu *cpu) {
+  unsigned ran = 0;
   callout_domain *d = cpu->domain;
   // One clock read per handler: the end of one run is the start of the next
   // unless something slow (a wake-up, waiting for a lock) came between.
@@ -124,9 +155,7 @@ void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
         else
           pthread_mutex_unlock(mtx);
         cpu->lock.lock();
-        cpu->running = nullptr;
-        if (cpu->nwait != 0) last_end = 0;
-        notify_done(cpu);
+        if (finish_dispatch(cpu, c)) last_end = 0;
         continue;
       }
       // Not cancelled, so not stopped, reset or destroyed: c is intact, but
@@ -146,14 +175,14 @@ void run_expired(Cpu *cpu) REQUIRES(cpu->lock) {
 
     release_association(d, f, mtx, c, func);
     cpu->lock.lock();
+    ++ran;
     account_run(cpu, due, start, last_end);
-    cpu->running = nullptr;
-    cpu->running_func = nullptr;
-    cpu->running_arg = nullptr;
-    if (cpu->nwait != 0) last_end = 0;
-    notify_done(cpu);
+    if (finish_dispatch(cpu, c)) last_end = 0;
   }
+  return ran;
 }
+
+namespace {
 
 void name_thread(Cpu *cpu) {
   char name[16];
@@ -167,6 +196,23 @@ void name_thread(Cpu *cpu) {
 }  // namespace
 
 Cpu *current_cpu() { return tls_cpu; }
+
+Cpu *set_current_cpu(Cpu *cpu) {
+  Cpu *old = tls_cpu;
+  tls_cpu = cpu;
+  return old;
+}
+
+void arm_timer(Cpu *cpu, std::uint64_t tick) {
+  itimerspec its{};
+  if (tick != Wheel::kNever) {
+    its.it_value = cpu->domain->clock.deadline(tick);
+    // A zero it_value disarms: a deadline of exactly 0 ns cannot occur (the
+    // clock origin is a CLOCK_MONOTONIC reading taken after boot).
+  }
+  timerfd_settime(cpu->timer_fd, TFD_TIMER_ABSTIME, &its, nullptr);
+  cpu->wake_tick = tick;
+}
 
 Cpu *lock_callout(CalloutImpl *c) NO_THREAD_SAFETY_ANALYSIS {
   for (;;) {
@@ -227,6 +273,7 @@ void *softclock_main(void *arg) {
     }
     cpu->lock.lock();
     cpu->wake_tick = 0;
+    CALLOUT_STAT(++cpu->stats.wakeups);
   }
   cpu->lock.unlock();
   return nullptr;

@@ -26,7 +26,8 @@ namespace libcallout::internal {
 // lock, bumped inside critical sections the operations take anyway.
 struct CpuStats {
   std::uint64_t scheduled = 0, rescheduled = 0, stopped = 0, fired = 0, fired_late = 0, late_max_ticks = 0,
-                cancelled = 0, halts = 0, halts_waited = 0, run_ns_total = 0, run_ns_max = 0, ignored = 0;
+                cancelled = 0, halts = 0, halts_waited = 0, run_ns_total = 0, run_ns_max = 0, ignored = 0,
+                wakeups = 0;
   std::uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS] = {};
 };
 
@@ -53,6 +54,17 @@ struct alignas(64) Cpu {
   // A stop or reset hit `running` while it was dispatching: do not invoke.
   bool cancelled GUARDED_BY(lock) = false;
 
+  // callout_halt_async requests for `running`: called on this softclock
+  // once it is done with `running`.  Copied here, not kept in the callout,
+  // so the softclock never has to look at the callout to find them.
+  static constexpr unsigned kMaxDrains = 8;
+  struct Drain {
+    callout_func_t done;
+    void *arg;
+  };
+  Drain drains[kMaxDrains] GUARDED_BY(lock);
+  unsigned ndrains GUARDED_BY(lock) = 0;
+
   // Threads sleeping on `done` (callout_halt, callout_domain_advance).
   std::uint32_t nwait GUARDED_BY(lock) = 0;
   // Bumped when `running` is cleared while nwait > 0.
@@ -60,10 +72,15 @@ struct alignas(64) Cpu {
 
   // The tick the sleeping softclock will wake at (Wheel::kNever: none); 0
   // while it is awake and will look at the wheel again before sleeping.
+  // External clock: the tick timer_fd is armed for (kNever: disarmed).
   std::uint64_t wake_tick GUARDED_BY(lock) = 0;
+  // External clock only: the timerfd an event loop polls; -1 otherwise.
+  int timer_fd = -1;
   // Bumped to wake the softclock early.
   Event kick;
   bool stopping GUARDED_BY(lock) = false;
+  // External clock: a loop thread is inside callout_domain_run().
+  bool looping GUARDED_BY(lock) = false;
 
   // Callouts initialised here minus callouts destroyed here (modulo 2^64:
   // only the sum over a domain's CPUs means anything).
@@ -92,6 +109,19 @@ void wait_for_done(Cpu *cpu) RELEASE(cpu->lock);
 
 // The softclock thread of cpu.
 void *softclock_main(void *cpu);
+
+// Dispatches and runs everything on cpu's expired list, in the calling
+// thread (a softclock, or an event loop in callout_domain_run); returns the
+// number of handlers invoked.  Drops and re-takes the lock around handlers.
+unsigned run_expired(Cpu *cpu) REQUIRES(cpu->lock);
+
+// External clock: arms cpu->timer_fd for the start of `tick` (kNever:
+// disarms) and records it in wake_tick.
+void arm_timer(Cpu *cpu, std::uint64_t tick) REQUIRES(cpu->lock);
+
+// Makes the calling thread act as cpu's softclock (callout_domain_run);
+// returns the previous value.
+Cpu *set_current_cpu(Cpu *cpu);
 
 }  // namespace libcallout::internal
 

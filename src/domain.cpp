@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,14 +119,15 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
         cpu->cancelled = false;
       }
       cpu->nwait = 0;
-      cpu->wake_tick = 0;
+      cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
       cpu->thread_started = false;
       cpu->lock.unlock();
     }
   }
   for (callout_domain *d = registry; d != nullptr; d = d->next_live)
     for (unsigned i = 0; i < d->ncpu; ++i)
-      if (&d->cpus[i] != self && !d->cpus[i].stopping && start_thread(&d->cpus[i]) != 0) {
+      if (&d->cpus[i] != self && !d->cpus[i].stopping && !d->clock.external() &&
+          start_thread(&d->cpus[i]) != 0) {
         std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
         std::abort();
       }
@@ -165,8 +167,10 @@ void teardown(callout_domain *d) {
     cpu->lock.unlock();
     cpu->kick.wake_all();
   }
-  for (unsigned i = 0; i < d->ncpu; ++i)
+  for (unsigned i = 0; i < d->ncpu; ++i) {
     if (d->cpus[i].thread_started) pthread_join(d->cpus[i].thread, nullptr);
+    if (d->cpus[i].timer_fd >= 0) close(d->cpus[i].timer_fd);
+  }
   delete[] d->cpus;
   pthread_mutex_destroy(&d->advance_mutex);
   delete d;
@@ -181,10 +185,16 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
   for (size_t i = sizeof *cfg; i < cfg->size; ++i)
     if (bytes[i] != 0) return EINVAL;
   if (cfg->hz > kMaxHz || cfg->ncpu > kMaxCpus) return EINVAL;
-  if (cfg->clock != CALLOUT_CLOCK_MONOTONIC && cfg->clock != CALLOUT_CLOCK_MANUAL) return EINVAL;
+  if (cfg->clock != CALLOUT_CLOCK_MONOTONIC && cfg->clock != CALLOUT_CLOCK_MANUAL &&
+      cfg->clock != CALLOUT_CLOCK_EXTERNAL)
+    return EINVAL;
   *hz = cfg->hz == 0 ? 1000 : cfg->hz;
   *ncpu = cfg->ncpu;
-  if (*ncpu == 0) {
+  if (cfg->clock == CALLOUT_CLOCK_EXTERNAL) {
+    // One loop thread runs the handlers: one CPU.
+    if (*ncpu > 1) return EINVAL;
+    *ncpu = 1;
+  } else if (*ncpu == 0) {
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
     *ncpu = static_cast<unsigned>(std::clamp<long>(online, 1, kMaxCpus));
   }
@@ -208,11 +218,25 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
     d->cpus[i].domain = d;
     d->cpus[i].index = i;
   }
+  if (kind == CALLOUT_CLOCK_EXTERNAL) {
+    Cpu *cpu = &d->cpus[0];
+    cpu->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (cpu->timer_fd < 0) {
+      const int err = errno == ENOMEM ? ENOMEM : EAGAIN;
+      delete[] d->cpus;
+      delete d;
+      return err;
+    }
+    cpu->lock.lock();
+    cpu->wake_tick = Wheel::kNever;  // disarmed: nothing pending
+    cpu->lock.unlock();
+  }
   // Registered before the threads start, so that a fork from another
   // thread while they start finds every CPU lock it must hold.
   register_domain(d);
   int err = 0;
-  for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
+  if (kind != CALLOUT_CLOCK_EXTERNAL)
+    for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
   if (err != 0) {
     teardown(d);
     return err == ENOMEM ? ENOMEM : EAGAIN;
@@ -398,6 +422,80 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
   }
   pthread_mutex_unlock(&d->advance_mutex);
   return 0;
+}
+
+/*
+ * callout_domain_next_timeout: nanoseconds until the start of the earliest
+ * tick at which something may be due on d (0: something is due now; -1:
+ * nothing is pending, or d has a manual clock).  It may be early (a lazily
+ * rescheduled callout), never late.  Any thread; never sleeps.
+ */
+extern "C" int64_t callout_domain_next_timeout(callout_domain_t *d) {
+  if (d->clock.manual()) return -1;
+  std::uint64_t next = Wheel::kNever;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    next = std::min(next, cpu->wheel.next_due());
+    cpu->lock.unlock();
+  }
+  if (next == Wheel::kNever) return -1;
+  const std::uint64_t start = d->clock.tick_start_ns(next);
+  const std::uint64_t now = monotonic_ns();
+  if (start <= now) return 0;
+  const std::uint64_t left = start - now;
+  return left > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(left);
+}
+
+/*
+ * callout_domain_run: external-clock domains only (else returns 0).  Runs,
+ * in the calling thread, every handler due by now, in tick order, and
+ * returns how many ran.  During the call the thread is d's CPU 0 softclock:
+ * callout_domain_curcpu() is 0, callout_halt() from it never waits for
+ * itself.  One thread at a time (concurrent calls are misuse); not from a
+ * handler.  Clears and re-arms callout_domain_fd().
+ */
+extern "C" unsigned callout_domain_run(callout_domain_t *d) {
+  if (!d->clock.external()) return 0;
+  Cpu *cpu = &d->cpus[0];
+  if (current_cpu() == cpu) misuse_domain("callout_domain_run", d, "called from one of its own handlers");
+  std::uint64_t expirations;
+  while (read(cpu->timer_fd, &expirations, sizeof expirations) > 0) {
+  }
+  Cpu *const previous = set_current_cpu(cpu);
+  unsigned ran = 0;
+  cpu->lock.lock();
+  if (cpu->looping) misuse_domain("callout_domain_run", d, "called concurrently from two threads");
+  cpu->looping = true;
+  for (;;) {
+    const std::uint64_t now = d->clock.ticks();
+    const std::uint64_t next = cpu->wheel.next_due();
+    if (next > now) {
+      cpu->wheel.advance(now);
+      break;
+    }
+    cpu->wheel.advance(next);
+    ran += run_expired(cpu);
+  }
+  cpu->looping = false;
+  arm_timer(cpu, cpu->wheel.next_due());
+  cpu->lock.unlock();
+  set_current_cpu(previous);
+  return ran;
+}
+
+/*
+ * callout_domain_fd: the timerfd of an external-clock domain: readable
+ * from the start of the next due tick, re-armed earlier when a callout is
+ * added before it, cleared and re-armed by callout_domain_run().  Owned by
+ * d (closed by callout_domain_destroy).  -1 with errno EINVAL otherwise.
+ */
+extern "C" int callout_domain_fd(callout_domain_t *d) {
+  if (!d->clock.external()) {
+    errno = EINVAL;
+    return -1;
+  }
+  return d->cpus[0].timer_fd;
 }
 
 /*

@@ -68,6 +68,7 @@ void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending) {
   out->run_ns_total += st.run_ns_total;
   if (st.run_ns_max > out->run_ns_max) out->run_ns_max = st.run_ns_max;
   out->ignored += st.ignored;
+  out->wakeups += st.wakeups;
   out->pending += pending;
   for (int i = 0; i < CALLOUT_LATENCY_BUCKETS; ++i) out->lateness_ns_log2[i] += st.lateness_ns_log2[i];
 }

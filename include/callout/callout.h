@@ -48,7 +48,9 @@ typedef struct callout_domain callout_domain_t;
 
 enum callout_clock {
 	CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
-	CALLOUT_CLOCK_MANUAL = 1     /* ticks move only by callout_domain_advance */
+	CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
+	CALLOUT_CLOCK_EXTERNAL = 2   /* monotonic ticks, no thread: an event loop runs
+	                                the handlers (callout_domain_run); 1 CPU */
 };
 
 struct callout_domain_config {
@@ -94,6 +96,43 @@ CALLOUT_API bool callout_active(callout_t *c);
 CALLOUT_API bool callout_invoking(callout_t *c);
 CALLOUT_API void callout_ack(callout_t *c);
 
+/* ---- Teardown and precision (beyond SPEC.md; callout(3)) --------------- */
+
+/* Stops c without blocking.  If a thread is dispatching c or running its
+ * handler, returns true and calls done(arg) exactly once, on that softclock
+ * thread, once nothing uses c any more; until then reset/schedule of c are
+ * ignored.  Otherwise returns false and never calls done. */
+CALLOUT_API bool callout_halt_async(callout_t *c, callout_func_t done, void *arg);
+
+/* Stop (non-blocking), and ignore every later reset/schedule of c until it
+ * is initialised again. */
+CALLOUT_API void callout_shutdown(callout_t *c);
+
+/* As callout_shutdown, waiting like callout_halt (same interlock rules and
+ * return value). */
+CALLOUT_API bool callout_shutdown_sync(callout_t *c, pthread_mutex_t *interlock);
+
+/* As callout_reset, but the handler may run at any tick in
+ * [due, due + slack] (due = now + ticks); the library picks a tick that it
+ * can share with other callouts, to wake up less often. */
+CALLOUT_API void callout_reset_window(callout_t *c, int ticks, int slack,
+                                      callout_func_t func, void *arg);
+
+/* ---- Event-loop embedding (CALLOUT_CLOCK_EXTERNAL domains) -------------- */
+
+/* Nanoseconds until the next due tick of d: 0 if something is due, -1 if
+ * nothing is pending (or d's clock is manual). */
+CALLOUT_API int64_t callout_domain_next_timeout(callout_domain_t *d);
+
+/* Runs every handler due on an external-clock domain, in the calling
+ * thread (the loop thread); returns how many ran.  0 for other clocks. */
+CALLOUT_API unsigned callout_domain_run(callout_domain_t *d);
+
+/* A file descriptor that polls readable whenever something is due on d (an
+ * external-clock domain), or when a callout was added that makes the next
+ * timeout earlier.  Owned by d.  -1 (errno EINVAL) for other clocks. */
+CALLOUT_API int callout_domain_fd(callout_domain_t *d);
+
 /* ---- Diagnostics (beyond SPEC.md) -------------------------------------- */
 
 /*
@@ -127,6 +166,7 @@ struct callout_stats {
 	uint64_t run_ns_max;    /* the longest handler run */
 	uint64_t pending;       /* callouts pending now */
 	uint64_t ignored;       /* reset/schedule ignored (shut down or draining) */
+	uint64_t wakeups;       /* times the softclock thread woke up */
 	/* Lateness of handler starts past the start of their due tick, monotonic
 	 * clock only: bucket i counts lateness in [2^i, 2^(i+1)) ns (bucket 0
 	 * also counts 0 ns). */

@@ -1,0 +1,448 @@
+// engine_test.cpp -- the engine features beyond SPEC.md: counters and dump,
+// fork, asynchronous halt, shutdown, precision windows, the external clock.
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "callout/callout.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu, unsigned hz = 1000) {
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  cfg.clock = clock;
+  cfg.ncpu = ncpu;
+  cfg.hz = hz;
+  callout_domain_t *d = nullptr;
+  EXPECT_EQ(callout_domain_create(&cfg, &d), 0);
+  return d;
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+callout_stats stats_of(callout_domain_t *d, int cpu = -1) {
+  callout_stats st;
+  st.size = sizeof st;
+  EXPECT_EQ(callout_domain_stats(d, cpu, &st), 0);
+  return st;
+}
+
+std::atomic<int> g_runs;
+void count_run(void *) { g_runs.fetch_add(1); }
+
+// A handler that blocks until the test releases it.
+struct Gate {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> runs{0};
+  std::atomic<int> concurrent{0};
+  std::atomic<int> max_concurrent{0};
+  callout_t *self = nullptr;
+  bool rearm = false;
+};
+
+void gate_handler(void *p) {
+  auto *g = static_cast<Gate *>(p);
+  const int now = g->concurrent.fetch_add(1) + 1;
+  int seen = g->max_concurrent.load();
+  while (now > seen && !g->max_concurrent.compare_exchange_weak(seen, now)) {
+  }
+  g->runs.fetch_add(1);
+  g->entered.store(true);
+  while (!g->release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  if (g->rearm) callout_schedule(g->self, 1);
+  g->concurrent.fetch_sub(1);
+}
+
+TEST(Stats, CountsEveryKindOfOperation) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
+  callout_t a, b;
+  callout_init_domain(&a, CALLOUT_MPSAFE, d);
+  callout_init_domain(&b, CALLOUT_MPSAFE, d);
+  callout_bind(&a, 0);
+  callout_bind(&b, 1);
+  g_runs = 0;
+  callout_reset(&a, 5, count_run, nullptr);   // scheduled
+  callout_reset(&a, 10, count_run, nullptr);  // rescheduled (lazy)
+  callout_reset(&b, 3, count_run, nullptr);   // scheduled
+  EXPECT_EQ(stats_of(d).pending, 2u);
+  EXPECT_FALSE(callout_stop(&b));  // stopped
+  ASSERT_EQ(callout_domain_advance(d, 10), 0);
+  EXPECT_EQ(g_runs.load(), 1);
+  EXPECT_FALSE(callout_halt(&a, nullptr));
+  callout_stats total = stats_of(d);
+  EXPECT_EQ(total.scheduled, 2u);
+  EXPECT_EQ(total.rescheduled, 1u);
+  EXPECT_EQ(total.stopped, 1u);
+  EXPECT_EQ(total.fired, 1u);
+  EXPECT_EQ(total.fired_late, 0u);
+  EXPECT_EQ(total.halts, 1u);
+  EXPECT_EQ(total.halts_waited, 0u);
+  EXPECT_EQ(total.pending, 0u);
+  callout_stats cpu0 = stats_of(d, 0), cpu1 = stats_of(d, 1);
+  EXPECT_EQ(cpu0.fired, 1u);
+  EXPECT_EQ(cpu1.fired, 0u);
+  EXPECT_EQ(cpu1.stopped, 1u);
+  callout_stats bad;
+  bad.size = 8;
+  EXPECT_EQ(callout_domain_stats(d, -1, &bad), EINVAL);
+  bad.size = sizeof bad;
+  EXPECT_EQ(callout_domain_stats(d, 2, &bad), EINVAL);
+  callout_destroy(&a);
+  callout_destroy(&b);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+TEST(Stats, LatenessHistogramOnTheMonotonicClock) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC, 1);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  g_runs = 0;
+  for (int i = 0; i < 3; ++i) {
+    callout_reset(&c, 2, count_run, nullptr);
+    ASSERT_TRUE(eventually([&] { return g_runs.load() == i + 1; }));
+  }
+  callout_halt(&c, nullptr);
+  const callout_stats st = stats_of(d);
+  EXPECT_EQ(st.fired, 3u);
+  std::uint64_t in_histogram = 0;
+  for (std::uint64_t n : st.lateness_ns_log2) in_histogram += n;
+  EXPECT_EQ(in_histogram, 3u);
+  EXPECT_GE(st.wakeups, 1u);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+extern "C" void engine_test_dump_handler(void *) {}
+
+TEST(Dump, ListsPendingCalloutsWithTicksLeftAndCpu) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
+  callout_t c[3];
+  for (int i = 0; i < 3; ++i) {
+    callout_init_domain(&c[i], CALLOUT_MPSAFE, d);
+    callout_bind(&c[i], static_cast<unsigned>(i % 2));
+    callout_reset(&c[i], 10 + i * 100, engine_test_dump_handler, &c[i]);
+  }
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  callout_domain_dump(d, out);
+  std::fclose(out);
+  const std::string text(buf, len);
+  std::free(buf);
+  EXPECT_NE(text.find("ticks now 0"), std::string::npos) << text;
+  // One line per pending callout, each naming its ticks left.
+  EXPECT_NE(text.find("          10    0"), std::string::npos) << text;
+  EXPECT_NE(text.find("         110    1"), std::string::npos) << text;
+  EXPECT_NE(text.find("         210    0"), std::string::npos) << text;
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "%p", static_cast<void *>(&c[1]));
+  EXPECT_NE(text.find(addr), std::string::npos) << text;
+  for (auto &x : c) {
+    callout_stop(&x);
+    callout_destroy(&x);
+  }
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+TEST(Fork, ChildRunsPendingAndNewCallouts) {
+  static callout_t pending, fresh;
+  callout_init(&pending, CALLOUT_MPSAFE);
+  callout_init(&fresh, CALLOUT_MPSAFE);
+  g_runs = 0;
+  callout_reset(&pending, 40, count_run, nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    callout_reset(&fresh, 5, count_run, nullptr);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (g_runs.load() < 2 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    _exit(g_runs.load() == 2 ? 0 : 10 + g_runs.load());
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(eventually([] { return g_runs.load() == 1; }));  // the parent's own run
+  callout_halt(&pending, nullptr);
+  callout_destroy(&pending);
+  callout_destroy(&fresh);
+}
+
+// Runs advance in a helper thread (a blocked handler makes it wait).
+struct Advancer {
+  std::thread t;
+  Advancer(callout_domain_t *d, uint64_t n) : t([d, n] { callout_domain_advance(d, n); }) {}
+  ~Advancer() { t.join(); }
+};
+
+struct DrainRecord {
+  std::atomic<int> calls{0};
+  std::atomic<int> cpu{-2};
+  callout_domain_t *d = nullptr;
+};
+void on_drained(void *p) {
+  auto *r = static_cast<DrainRecord *>(p);
+  r->cpu.store(callout_domain_curcpu(r->d));
+  r->calls.fetch_add(1);
+}
+
+TEST(HaltAsync, CompletesOnTheSoftclockAndIgnoresRearms) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  Gate g;
+  g.self = &c;
+  g.rearm = true;  // the handler tries to re-arm itself: must be ignored
+  DrainRecord rec;
+  rec.d = d;
+  callout_reset(&c, 1, gate_handler, &g);
+  {
+    Advancer adv(d, 1);
+    ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
+    EXPECT_TRUE(callout_halt_async(&c, on_drained, &rec));
+    callout_reset(&c, 1, gate_handler, &g);  // ignored: draining
+    EXPECT_FALSE(callout_pending(&c));
+    EXPECT_EQ(rec.calls.load(), 0);
+    g.release = true;
+  }
+  ASSERT_TRUE(eventually([&] { return rec.calls.load() == 1; }));
+  EXPECT_GE(rec.cpu.load(), 0);  // called on a softclock thread of d
+  EXPECT_FALSE(callout_pending(&c));
+  EXPECT_EQ(stats_of(d).ignored, 2u);  // the test's reset and the handler's
+  ASSERT_EQ(callout_domain_advance(d, 5), 0);
+  EXPECT_EQ(g.runs.load(), 1);
+  // Idle now: returns false, never calls the completion.
+  EXPECT_FALSE(callout_halt_async(&c, on_drained, &rec));
+  g.rearm = false;
+  callout_reset(&c, 1, gate_handler, &g);  // accepted again after the drain
+  EXPECT_TRUE(callout_pending(&c));
+  ASSERT_EQ(callout_domain_advance(d, 1), 0);
+  EXPECT_EQ(g.runs.load(), 2);
+  EXPECT_EQ(rec.calls.load(), 1);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+void free_on_drain(void *p) { delete static_cast<callout_t *>(p); }
+
+TEST(HaltAsync, CompletionMayFreeTheCallout) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  auto *c = new callout_t;
+  callout_init_domain(c, CALLOUT_MPSAFE, d);
+  Gate g;
+  callout_reset(c, 1, gate_handler, &g);
+  {
+    Advancer adv(d, 1);
+    ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
+    ASSERT_TRUE(callout_halt_async(c, [](void *p) {
+      callout_destroy(static_cast<callout_t *>(p));
+      free_on_drain(p);
+    }, c));
+    g.release = true;
+  }
+  EXPECT_EQ(callout_domain_destroy(d), 0);  // destroyed in the completion: nothing live
+}
+
+TEST(Shutdown, IgnoresLaterArmsUntilInit) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  g_runs = 0;
+  callout_reset(&c, 3, count_run, nullptr);
+  callout_shutdown(&c);
+  EXPECT_FALSE(callout_pending(&c));
+  callout_reset(&c, 1, count_run, nullptr);
+  callout_schedule(&c, 1);
+  EXPECT_FALSE(callout_pending(&c));
+  ASSERT_EQ(callout_domain_advance(d, 10), 0);
+  EXPECT_EQ(g_runs.load(), 0);
+  EXPECT_EQ(stats_of(d).ignored, 2u);
+  callout_destroy(&c);
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_reset(&c, 1, count_run, nullptr);
+  ASSERT_EQ(callout_domain_advance(d, 1), 0);
+  EXPECT_EQ(g_runs.load(), 1);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+TEST(Shutdown, SyncWaitsAndTheRunningHandlerCannotRearm) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  Gate g;
+  g.self = &c;
+  g.rearm = true;
+  callout_reset(&c, 1, gate_handler, &g);
+  std::atomic<bool> returned{false};
+  std::atomic<bool> waited{false};
+  {
+    Advancer adv(d, 1);
+    ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
+    std::thread halter([&] {
+      waited = callout_shutdown_sync(&c, nullptr);
+      returned = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_FALSE(returned.load());  // still waiting for the handler
+    g.release = true;
+    halter.join();
+  }
+  EXPECT_TRUE(waited.load());
+  EXPECT_FALSE(callout_pending(&c));
+  ASSERT_EQ(callout_domain_advance(d, 10), 0);
+  EXPECT_EQ(g.runs.load(), 1);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+struct WindowRecord {
+  std::uint64_t lo = 0, hi = 0, fired_at = 0;
+  callout_domain_t *d = nullptr;
+};
+void window_handler(void *p) {
+  auto *w = static_cast<WindowRecord *>(p);
+  w->fired_at = callout_domain_ticks(w->d);
+}
+
+// Fires n callouts spread over `span` ticks, with slack = percent% of each
+// delay; checks every one ran inside its window; returns the number of
+// distinct ticks at which something ran.
+size_t distinct_fire_ticks(int n, int span, int percent) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  std::vector<callout_t> cs(static_cast<size_t>(n));
+  std::vector<WindowRecord> rec(static_cast<size_t>(n));
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> delay(1, span);
+  for (size_t i = 0; i < cs.size(); ++i) {
+    const int ticks = delay(rng);
+    const int slack = ticks * percent / 100;
+    rec[i].d = d;
+    rec[i].lo = static_cast<std::uint64_t>(ticks);
+    rec[i].hi = static_cast<std::uint64_t>(ticks + slack);
+    callout_init_domain(&cs[i], CALLOUT_MPSAFE, d);
+    callout_reset_window(&cs[i], ticks, slack, window_handler, &rec[i]);
+  }
+  EXPECT_EQ(callout_domain_advance(d, static_cast<uint64_t>(span) * 2), 0);
+  std::set<std::uint64_t> ticks;
+  for (size_t i = 0; i < cs.size(); ++i) {
+    EXPECT_GE(rec[i].fired_at, rec[i].lo) << "callout " << i << " ran before its window";
+    EXPECT_LE(rec[i].fired_at, rec[i].hi) << "callout " << i << " ran after its window";
+    ticks.insert(rec[i].fired_at);
+    callout_destroy(&cs[i]);
+  }
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+  return ticks.size();
+}
+
+TEST(Window, RunsInsideTheWindowAndCoalesces) {
+  const size_t exact = distinct_fire_ticks(100000, 10000, 0);
+  const size_t slack = distinct_fire_ticks(100000, 10000, 10);
+  std::printf("distinct wake-up ticks: exact %zu, 10%% slack %zu (%.1fx fewer)\n", exact, slack,
+              static_cast<double>(exact) / static_cast<double>(slack));
+  EXPECT_GE(exact, 10 * slack);
+}
+
+TEST(Window, NegativeSlackIsExact) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  callout_t c;
+  WindowRecord w;
+  w.d = d;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_reset_window(&c, 77, -5, window_handler, &w);
+  ASSERT_EQ(callout_domain_advance(d, 100), 0);
+  EXPECT_EQ(w.fired_at, 77u);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+std::atomic<int> g_loop_cpu{-2};
+std::atomic<pthread_t> g_loop_thread{};
+callout_domain_t *g_loop_domain;
+void loop_handler(void *) {
+  g_loop_cpu = callout_domain_curcpu(g_loop_domain);
+  g_loop_thread = pthread_self();
+  g_runs.fetch_add(1);
+}
+
+TEST(External, ConfigRules) {
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  cfg.clock = CALLOUT_CLOCK_EXTERNAL;
+  cfg.ncpu = 2;
+  callout_domain_t *d = nullptr;
+  EXPECT_EQ(callout_domain_create(&cfg, &d), EINVAL);
+  EXPECT_EQ(d, nullptr);
+  callout_domain_t *m = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  EXPECT_EQ(callout_domain_fd(m), -1);
+  EXPECT_EQ(callout_domain_run(m), 0u);
+  EXPECT_EQ(callout_domain_next_timeout(m), -1);
+  EXPECT_EQ(callout_domain_destroy(m), 0);
+}
+
+TEST(External, LoopThreadRunsHandlersWhenTheFdIsReadable) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_EXTERNAL, 0);
+  g_loop_domain = d;
+  ASSERT_EQ(callout_domain_ncpu(d), 1u);
+  const int fd = callout_domain_fd(d);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(callout_domain_next_timeout(d), -1);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  g_runs = 0;
+  const auto armed = std::chrono::steady_clock::now();
+  callout_reset(&c, 20, loop_handler, nullptr);
+  const int64_t timeout = callout_domain_next_timeout(d);
+  EXPECT_GT(timeout, 0);
+  EXPECT_LE(timeout, 21'000'000);
+  // Nothing runs by itself: no thread of the domain exists.
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  EXPECT_EQ(g_runs.load(), 0);
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - armed, std::chrono::milliseconds(20));
+  EXPECT_EQ(callout_domain_run(d), 1u);
+  EXPECT_EQ(g_runs.load(), 1);
+  EXPECT_EQ(g_loop_cpu.load(), 0);
+  EXPECT_TRUE(pthread_equal(g_loop_thread.load(), pthread_self()));
+  EXPECT_EQ(callout_domain_curcpu(d), -1);  // only inside run()
+  // Drained and disarmed: not readable any more.
+  p.revents = 0;
+  EXPECT_EQ(poll(&p, 1, 0), 0);
+  EXPECT_EQ(callout_domain_next_timeout(d), -1);
+  // A callout added from another thread re-arms the fd earlier.
+  callout_reset(&c, 100000, loop_handler, nullptr);
+  std::thread([&] { callout_reset(&c, 1, loop_handler, nullptr); }).join();
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_EQ(callout_domain_run(d), 1u);
+  EXPECT_FALSE(callout_halt(&c, nullptr));
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+}  // namespace
