@@ -20,6 +20,7 @@
 #include "cpu.h"
 #include "domain.h"
 #include "misuse.h"
+#include "probes.h"
 
 using namespace libcallout::internal;
 
@@ -54,6 +55,7 @@ bool stop_locked(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
   }
   if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
   c->flags.store(f & ~(kPending | kFired), std::memory_order_release);
+  CALLOUT_PROBE4(stop, c, c->func, c->arg, (f & kFired) != 0);
   return (f & kFired) != 0;
 }
 
@@ -93,6 +95,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
       // other threads find c under here->lock, which we keep until done.
       c->cpu.store(here, std::memory_order_release);
       cpu->lock.unlock();
+      CALLOUT_PROBE4(migrate, c, c->func, cpu->index, here->index);
       home = here;
     }
     home->wheel.insert(&c->node, due);
@@ -100,6 +103,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
     f |= kPending;
   }
   c->flags.store(f, std::memory_order_release);
+  CALLOUT_PROBE4(schedule, c, c->func, c->arg, due);
   // Tickless clock: wake the softclock only if c is due before the tick it
   // sleeps until (wake_tick is 0 while it is awake; it looks again anyway).
   // External clock: re-arm the loop's timerfd, under the lock so that two
@@ -124,7 +128,9 @@ bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
   stop_locked(cpu, ci);
   if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
   CALLOUT_STAT(++cpu->stats.halts);
+  CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
   if (!running_elsewhere(cpu, ci)) {
+    CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, false);
     cpu->lock.unlock();
     return false;
   }
@@ -153,6 +159,7 @@ bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
     if (!running_elsewhere(cpu, ci)) break;
   }
   --ci->node.spare;
+  CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, true);
   cpu->lock.unlock();
   if (giant_depth != 0) d->giant.reacquire(giant_depth);
   if (dropped_interlock) pthread_mutex_lock(interlock);
@@ -199,6 +206,7 @@ void init_common(callout_t *c, unsigned flags, callout_domain *d, pthread_mutex_
   home->lock.lock();
   ++home->live;
   home->lock.unlock();
+  CALLOUT_PROBE4(init, ci, flags, d, home->index);
 }
 
 }  // namespace
@@ -246,6 +254,7 @@ extern "C" void callout_destroy(callout_t *c) {
     misuse("callout_destroy", c, ci->func, "destroyed while its handler runs in another thread (halt it first)");
   ci->magic = 0;
   --cpu->live;
+  CALLOUT_PROBE3(destroy, ci, ci->func, ci->arg);
   cpu->lock.unlock();
 }
 

@@ -24,6 +24,7 @@
 
 #include "domain.h"
 #include "misuse.h"
+#include "probes.h"
 
 namespace libcallout::internal {
 
@@ -170,8 +171,10 @@ unsigned run_expired(Cpu *cpu) {
     cpu->lock.unlock();
 
     const std::uint64_t start = last_end != 0 ? last_end : monotonic_ns();
+    CALLOUT_PROBE4(entry, c, func, arg, due);
     func(arg);  // c may be destroyed and freed from here on
     last_end = monotonic_ns();
+    CALLOUT_PROBE4(return, c, func, arg, last_end - start);
 
     release_association(d, f, mtx, c, func);
     cpu->lock.lock();

@@ -174,3 +174,62 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
     }
   }
 }
+
+/*
+ * callout_domain_print_stats: the "callout-stat" view: one row of counters
+ * per CPU and a total, then the lateness histogram as bars (monotonic and
+ * external clocks).  Any thread, while the domain runs.
+ */
+extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
+  std::fprintf(out, "%-6s %12s %12s %10s %12s %9s %9s %7s %8s %10s %10s %9s\n", "cpu", "scheduled", "rescheduled",
+               "stopped", "fired", "late", "late-max", "halts", "waited", "run-avg-us", "run-max-us", "pending");
+  callout_stats st;
+  for (int i = 0; i <= static_cast<int>(d->ncpu); ++i) {
+    const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
+    st.size = sizeof st;
+    callout_domain_stats(d, cpu, &st);
+    char name[16];
+    if (cpu < 0)
+      std::snprintf(name, sizeof name, "total");
+    else
+      std::snprintf(name, sizeof name, "%d", cpu);
+    const double avg_us = st.fired != 0 ? static_cast<double>(st.run_ns_total) / static_cast<double>(st.fired) / 1e3 : 0;
+    std::fprintf(out, "%-6s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64 " %7" PRIu64
+                 " %8" PRIu64 " %10.2f %10.1f %9" PRIu64 "\n",
+                 name, st.scheduled, st.rescheduled, st.stopped, st.fired, st.fired_late, st.late_max_ticks, st.halts,
+                 st.halts_waited, avg_us, static_cast<double>(st.run_ns_max) / 1e3, st.pending);
+  }
+  // st holds the total now.
+  std::uint64_t most = 0;
+  int lo = CALLOUT_LATENCY_BUCKETS, hi = -1;
+  for (int i = 0; i < CALLOUT_LATENCY_BUCKETS; ++i)
+    if (st.lateness_ns_log2[i] != 0) {
+      if (st.lateness_ns_log2[i] > most) most = st.lateness_ns_log2[i];
+      if (i < lo) lo = i;
+      hi = i;
+    }
+  if (hi < 0) return;
+  std::fprintf(out, "lateness past the start of the due tick (handlers started):\n");
+  for (int i = lo; i <= hi; ++i) {
+    const std::uint64_t n = st.lateness_ns_log2[i];
+    const int bar = static_cast<int>((n * 50 + most - 1) / most);
+    const double from = i == 0 ? 0 : static_cast<double>(std::uint64_t{1} << i);
+    const char *unit = "ns";
+    double scale = 1;
+    if (from >= 1e6) {
+      unit = "ms";
+      scale = 1e6;
+    } else if (from >= 1e3) {
+      unit = "us";
+      scale = 1e3;
+    }
+    std::fprintf(out, "  >= %8.1f %s %10" PRIu64 " %.*s\n", from / scale, unit, n, bar,
+                 "##################################################");
+  }
+}
+
+/*
+ * callout_version: "MAJOR.MINOR.PATCH" of the library (the header's
+ * CALLOUT_VERSION_* give the version a program was built against).
+ */
+extern "C" const char *callout_version(void) { return CALLOUT_LIBRARY_VERSION; }

@@ -446,3 +446,35 @@ TEST(External, LoopThreadRunsHandlersWhenTheFdIsReadable) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Version, LibraryAndHeaderAgree) {
+  char want[32];
+  std::snprintf(want, sizeof want, "%d.%d.%d", CALLOUT_VERSION_MAJOR, CALLOUT_VERSION_MINOR, CALLOUT_VERSION_PATCH);
+  EXPECT_STREQ(callout_version(), want);
+}
+
+TEST(Stats, PrintStatsShowsATableAndTheLatenessBars) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC, 2);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  g_runs = 0;
+  callout_reset(&c, 1, count_run, nullptr);
+  ASSERT_TRUE(eventually([] { return g_runs.load() == 1; }));
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  callout_domain_print_stats(d, out);
+  std::fclose(out);
+  const std::string text(buf, len);
+  std::free(buf);
+  EXPECT_NE(text.find("total"), std::string::npos) << text;
+  EXPECT_NE(text.find("lateness"), std::string::npos) << text;
+  EXPECT_NE(text.find('#'), std::string::npos) << text;
+  callout_halt(&c, nullptr);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+}  // namespace

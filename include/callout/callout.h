@@ -32,6 +32,11 @@ extern "C" {
 #define CALLOUT_API
 #endif
 
+/* The version of this header; callout_version() gives the library's. */
+#define CALLOUT_VERSION_MAJOR 1
+#define CALLOUT_VERSION_MINOR 0
+#define CALLOUT_VERSION_PATCH 0
+
 /* Caller-provided storage for one callout.  Opaque; never grows. */
 typedef struct callout {
 	void *_c_store[12];
@@ -181,6 +186,13 @@ CALLOUT_API int callout_domain_stats(callout_domain_t *d, int cpu, struct callou
  * argument, handler symbol) and each CPU's running callout, in the spirit
  * of NetBSD's DDB "show callout".  Safe while the domain runs. */
 CALLOUT_API void callout_domain_dump(callout_domain_t *d, FILE *out);
+
+/* Prints callout_domain_stats() of d as a table (one row per CPU and a
+ * total) and the lateness histogram as bars: the "callout-stat" view. */
+CALLOUT_API void callout_domain_print_stats(callout_domain_t *d, FILE *out);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+CALLOUT_API const char *callout_version(void);
 
 #ifdef __cplusplus
 }

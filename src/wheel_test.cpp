@@ -1,0 +1,985 @@
+// wheel_test.cpp -- tests of the timing wheel (src/wheel.h, src/wheel.cpp).
+//
+// What is tested:
+//  * Randomised lockstep runs (fixed seeds, one small Scenario struct each)
+//    against a shadow model: a brute-force list of (due, state) per node plus
+//    an independent computation of the placement rule.  After every step the
+//    wheel must agree with the model on now(), size(), every node's bucket and
+//    bucket time, next_due(), the set of expired nodes, and check() == 0.
+//    Drains must return exactly the nodes due <= now, never one early.
+//  * Stepping with advance(next_due()): every node not inserted late fires at
+//    exactly its due tick, and the ticks visited are exactly the cascade
+//    points the placement rule predicts (the cost of far timers is
+//    O(levels) wake-ups, counted structurally, never timed).
+//  * next_due() semantics, the lazy reschedule, digit-boundary placement with
+//    hand-computed bucket indices, the expired list, size(), for_each(),
+//    bucket_time(), no-op advances, and that check() detects corruption.
+#include "wheel.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace libcallout::internal {
+namespace {
+
+using u64 = std::uint64_t;
+using u32 = std::uint32_t;
+
+constexpr u64 kNever = Wheel::kNever;
+constexpr u64 kMax = ~u64{0};
+constexpr u64 kIntMax = static_cast<u64>(INT_MAX);
+constexpr u64 k2Pow31 = u64{1} << 31;
+constexpr u64 k2Pow32 = u64{1} << 32;
+constexpr u64 k2Pow40 = u64{1} << 40;
+
+// The model below hard-codes the geometry; make sure it is the wheel's.
+static_assert(Wheel::kDigitBits == 6 && Wheel::kSlots == 64 && Wheel::kLevels == 11);
+static_assert(Wheel::kExpired == 704 && Wheel::kNowhere == 705);
+
+u64 add_sat(u64 a, u64 b) { return a > kMax - b ? kMax : a + b; }
+u64 sub_sat(u64 a, u64 b) { return a < b ? 0 : a - b; }
+
+// ---- the placement rule, computed independently of the wheel -------------
+
+struct Placement {
+  u32 where;  // bucket index, or Wheel::kExpired
+  u64 time;   // the bucket's time (0 for kExpired)
+};
+
+// Where a node due at `due` goes when the wheel is at `now`: level = index of
+// the highest differing bit / 6, slot = that digit of due, bucket time = due
+// with the digits below the level cleared.
+Placement expected_placement(u64 due, u64 now) {
+  if (due <= now) return {Wheel::kExpired, 0};
+  const int high_bit = static_cast<int>(std::bit_width(due ^ now)) - 1;
+  const int level = high_bit / 6;
+  const int low_bits = level * 6;  // at most 60
+  const u64 slot = (due >> low_bits) & 63;
+  const u64 time = due & ~((u64{1} << low_bits) - 1);
+  return {static_cast<u32>(level * 64 + slot), time};
+}
+
+// The ticks at which a node due at `due`, inserted at `from`, is cascaded when
+// the owner always advances to the node's bucket time: one per re-placement.
+std::vector<u64> cascade_chain(u64 due, u64 from) {
+  std::vector<u64> chain;
+  u64 now = from;
+  while (due > now) {
+    const Placement p = expected_placement(due, now);
+    chain.push_back(p.time);
+    now = p.time;
+  }
+  return chain;
+}
+
+// ---- random helpers ------------------------------------------------------
+
+using Rng = std::mt19937_64;
+
+u64 below_eq(Rng &rng, u64 hi) {  // uniform in [0, hi]
+  return std::uniform_int_distribution<u64>(0, hi)(rng);
+}
+int percent(Rng &rng) { return static_cast<int>(below_eq(rng, 99)); }
+
+// ---- the lockstep harness ------------------------------------------------
+
+enum class State { kOut, kPending, kExpired };
+
+struct Shadow {
+  State state = State::kOut;
+  u64 due = 0;
+  u32 where = Wheel::kNowhere;
+  u64 time = 0;       // bucket time while pending
+  bool late = false;  // put on the wheel at a tick <= now: may come out after its due
+};
+
+struct Popped {
+  std::size_t id;
+  u64 due;
+  bool late;
+};
+
+// A Wheel driven in lockstep with a brute-force shadow of every node.
+class Lockstep {
+ public:
+  Lockstep(std::size_t n, u64 start) : nodes_(n), shadow_(n), now_(start) {
+    for (WheelNode &node : nodes_) {
+      node.link.next = node.link.prev = nullptr;
+      node.due = 0;
+      node.where = Wheel::kNowhere;
+      node.spare = 0;
+    }
+    wheel_.advance(start);  // an empty wheel: just sets now
+  }
+
+  Wheel &wheel() { return wheel_; }
+  u64 now() const { return now_; }
+  std::size_t capacity() const { return nodes_.size(); }
+  const Shadow &shadow(std::size_t id) const { return shadow_[id]; }
+  const WheelNode &node(std::size_t id) const { return nodes_[id]; }
+
+  void insert(std::size_t id, u64 due) {
+    wheel_.insert(&nodes_[id], due);
+    Shadow &s = shadow_[id];
+    s.due = due;
+    s.late = due <= now_;
+    place(s);
+  }
+
+  void remove(std::size_t id) {
+    wheel_.remove(&nodes_[id]);
+    shadow_[id] = Shadow{};
+  }
+
+  // Returns whether the lazy path was taken (per the model), and checks the
+  // wheel agrees: the lazy path leaves the node in its bucket.
+  bool reschedule(std::size_t id, u64 due) {
+    const u32 before = nodes_[id].where;
+    wheel_.reschedule(&nodes_[id], due);
+    Shadow &s = shadow_[id];
+    const bool lazy = s.state == State::kPending && s.time <= due;
+    s.due = due;
+    if (lazy) {
+      EXPECT_EQ(nodes_[id].where, before) << "lazy reschedule moved the node";
+    } else {
+      s.late = due <= now_;
+      place(s);
+    }
+    return lazy;
+  }
+
+  void advance(u64 t) {
+    wheel_.advance(t);
+    if (t <= now_) return;  // a no-op for the wheel too
+    now_ = t;
+    for (Shadow &s : shadow_)
+      if (s.state == State::kPending && s.time <= t) place(s);
+  }
+
+  // Pops the whole expired list.  Every node must be one the model expects
+  // expired (so due <= now: never early); afterwards no node due <= now may
+  // be left in the wheel (so none is held back).
+  void drain(std::vector<Popped> *out) {
+    std::size_t expected = 0;
+    for (const Shadow &s : shadow_)
+      if (s.state == State::kExpired) ++expected;
+    std::size_t popped = 0;
+    while (WheelNode *n = wheel_.pop_expired()) {
+      ASSERT_GE(n, nodes_.data());
+      ASSERT_LT(n, nodes_.data() + nodes_.size());
+      const auto id = static_cast<std::size_t>(n - nodes_.data());
+      EXPECT_LE(n->due, now_) << "node " << id << " came out early";
+      EXPECT_EQ(shadow_[id].state, State::kExpired) << "node " << id << " was not expected to be expired";
+      EXPECT_EQ(n->where, Wheel::kNowhere);
+      if (out) out->push_back({id, shadow_[id].due, shadow_[id].late});
+      shadow_[id] = Shadow{};
+      ASSERT_LE(++popped, nodes_.size()) << "expired list loops";
+    }
+    EXPECT_EQ(popped, expected);
+    EXPECT_FALSE(wheel_.has_expired());
+    // Brute force: whatever is still in the wheel is not due yet.
+    for (std::size_t id = 0; id < shadow_.size(); ++id)
+      if (shadow_[id].state != State::kOut) {
+        EXPECT_GT(shadow_[id].due, now_) << "node " << id << " held back";
+      }
+  }
+
+  // Full comparison of the wheel with the model.
+  void verify() {
+    EXPECT_EQ(wheel_.check(stderr, "test"), 0);
+    EXPECT_EQ(wheel_.now(), now_);
+    std::size_t live = 0;
+    bool any_expired = false;
+    bool any_displaced = false;  // a lazily rescheduled node not yet re-placed
+    u64 min_time = kNever;
+    u64 min_due = kNever;
+    u64 min_exact = kNever;  // earliest bucket time if every node were placed by its due
+    std::size_t min_due_id = 0;
+    for (std::size_t id = 0; id < shadow_.size(); ++id) {
+      const Shadow &s = shadow_[id];
+      const WheelNode &n = nodes_[id];
+      if (s.state == State::kOut) {
+        EXPECT_EQ(n.where, Wheel::kNowhere) << "node " << id;
+        continue;
+      }
+      ++live;
+      EXPECT_EQ(n.due, s.due) << "node " << id;
+      EXPECT_EQ(n.where, s.where) << "node " << id << " due " << s.due;
+      if (s.state == State::kExpired) {
+        any_expired = true;
+        continue;
+      }
+      ASSERT_LT(n.where, Wheel::kExpired) << "node " << id;
+      const u64 bt = wheel_.bucket_time(n.where);
+      EXPECT_EQ(bt, s.time) << "node " << id;
+      EXPECT_LE(bt, n.due) << "node " << id << " would fire late";
+      EXPECT_GT(bt, now_) << "node " << id;
+      const Placement exact = expected_placement(s.due, now_);
+      if (exact.where != s.where) any_displaced = true;
+      min_time = std::min(min_time, s.time);
+      min_exact = std::min(min_exact, exact.time);
+      if (s.due < min_due) {
+        min_due = s.due;
+        min_due_id = id;
+      }
+    }
+    EXPECT_EQ(wheel_.size(), live);
+    EXPECT_EQ(wheel_.has_expired(), any_expired);
+    const u64 nd = wheel_.next_due();
+    if (any_expired) {
+      EXPECT_EQ(nd, now_);
+    } else if (live == 0) {
+      EXPECT_EQ(nd, kNever);
+    } else {
+      EXPECT_EQ(nd, min_time);
+      EXPECT_LE(nd, min_due) << "next_due() later than the earliest due tick";
+      EXPECT_GT(nd, now_);
+      if (!any_displaced) {
+        // Exact placement: next_due() is the earliest bucket time of the
+        // nodes' due ticks, and it is the due tick itself when the earliest
+        // node sits on level 0.
+        EXPECT_EQ(nd, min_exact);
+        if (Wheel::level_of(shadow_[min_due_id].where) == 0) {
+          EXPECT_EQ(nd, min_due);
+        }
+      }
+    }
+    // for_each visits every node exactly once.
+    std::vector<int> seen(nodes_.size(), 0);
+    std::size_t visits = 0;
+    wheel_.for_each([&](const WheelNode *n) {
+      ++visits;
+      if (n >= nodes_.data() && n < nodes_.data() + nodes_.size()) ++seen[static_cast<std::size_t>(n - nodes_.data())];
+    });
+    EXPECT_EQ(visits, live);
+    for (std::size_t id = 0; id < shadow_.size(); ++id)
+      EXPECT_EQ(seen[id], shadow_[id].state == State::kOut ? 0 : 1) << "node " << id;
+  }
+
+ private:
+  void place(Shadow &s) {
+    const Placement p = expected_placement(s.due, now_);
+    s.where = p.where;
+    s.time = p.time;
+    s.state = p.where == Wheel::kExpired ? State::kExpired : State::kPending;
+  }
+
+  Wheel wheel_;
+  std::vector<WheelNode> nodes_;  // never resized: the wheel holds pointers
+  std::vector<Shadow> shadow_;
+  u64 now_;
+};
+
+// ---- randomised scenarios ------------------------------------------------
+
+struct Scenario {
+  const char *name;
+  u64 seed;
+  u64 start;           // the initial now()
+  std::size_t nodes;   // node pool size
+  int steps;
+  u64 near;            // near due offsets and small advances: [0, near]
+  int far_pct;         // of new due ticks, % far (2^31, 2^40, digit boundaries, top of range)
+  int advance_pct;     // of steps, % that advance
+  int remove_pct;      // of steps, % that remove a live node
+  int reschedule_pct;  // of steps, % that reschedule a live node
+  int jump_pct;        // of advances, % that jump 2^31 ticks
+  int next_due_pct;    // of advances, % that go exactly to next_due()
+  int drain_pct;       // of advances, % followed by a drain
+};
+
+std::ostream &operator<<(std::ostream &os, const Scenario &sc) { return os << sc.name; }
+
+u64 random_due(Rng &rng, u64 now, const Scenario &sc) {
+  if (percent(rng) < sc.far_pct) {
+    switch (below_eq(rng, 7)) {
+      case 0: return add_sat(now, below_eq(rng, kIntMax));
+      case 1: return add_sat(now, kIntMax);
+      case 2: return add_sat(now, kIntMax + 1 + below_eq(rng, 64));
+      case 3: return add_sat(now, below_eq(rng, k2Pow40));
+      case 4: return kMax - below_eq(rng, u64{1} << 20);
+      case 5: return now + below_eq(rng, kMax - now);  // anywhere ahead
+      default: {
+        // Around the next multiple of 64^k: crosses digit k.
+        const int k = 1 + static_cast<int>(below_eq(rng, 9));
+        const u64 last = now | ((u64{1} << (6 * k)) - 1);
+        return add_sat(sub_sat(last, 1), below_eq(rng, 3));
+      }
+    }
+  }
+  switch (below_eq(rng, 7)) {
+    case 0: return sub_sat(now, below_eq(rng, sc.near));  // due <= now: late
+    case 1: return add_sat(now, 1);
+    case 2: return add_sat(now | 63, below_eq(rng, 2));  // around the next level-0 wrap
+    default: return add_sat(now, below_eq(rng, sc.near));
+  }
+}
+
+class WheelScenario : public ::testing::TestWithParam<Scenario> {};
+
+TEST_P(WheelScenario, LockstepWithModel) {
+  const Scenario &sc = GetParam();
+  Rng rng(sc.seed);
+  Lockstep h(sc.nodes, sc.start);
+  h.verify();
+  std::size_t lazy = 0, pops = 0, advances = 0, jumps = 0, late_inserts = 0;
+  std::vector<Popped> popped;
+  for (int step = 0; step < sc.steps; ++step) {
+    const int r = percent(rng);
+    const std::size_t id = below_eq(rng, h.capacity() - 1);
+    const bool live = h.shadow(id).state != State::kOut;
+    const char *op = "insert";
+    if (r < sc.advance_pct) {
+      op = "advance";
+      ++advances;
+      const int a = percent(rng);
+      u64 t;
+      if (a < sc.jump_pct) {
+        t = add_sat(h.now(), k2Pow31);
+        ++jumps;
+      } else if (a < sc.jump_pct + sc.next_due_pct) {
+        const u64 nd = h.wheel().next_due();
+        t = nd == kNever ? add_sat(h.now(), 1) : nd;
+      } else if (a < sc.jump_pct + sc.next_due_pct + 3) {
+        t = sub_sat(h.now(), below_eq(rng, 1));  // backwards or same: a no-op
+      } else if (a % 2 == 0) {
+        t = add_sat(h.now(), 1);
+      } else {
+        t = add_sat(h.now(), 1 + below_eq(rng, sc.near));
+      }
+      h.advance(t);
+      if (percent(rng) < sc.drain_pct) {
+        popped.clear();
+        h.drain(&popped);
+        pops += popped.size();
+      }
+    } else if (live && r < sc.advance_pct + sc.remove_pct) {
+      op = "remove";
+      h.remove(id);
+    } else if (live && r < sc.advance_pct + sc.remove_pct + sc.reschedule_pct) {
+      op = "reschedule";
+      u64 due;
+      if (percent(rng) < 50) {
+        // Later than now: often the lazy path.
+        due = percent(rng) < sc.far_pct ? random_due(rng, h.shadow(id).due, sc)
+                                        : add_sat(h.shadow(id).due, 1 + below_eq(rng, sc.near));
+      } else {
+        due = random_due(rng, h.now(), sc);  // anything, often earlier
+      }
+      if (h.reschedule(id, due)) ++lazy;
+    } else if (!live) {
+      const u64 due = random_due(rng, h.now(), sc);
+      if (due <= h.now()) ++late_inserts;
+      h.insert(id, due);
+    } else {
+      op = "none";
+    }
+    h.verify();
+    if (::testing::Test::HasFailure()) {
+      ADD_FAILURE() << "scenario " << sc.name << ": stopped at step " << step << " (" << op << ", node " << id
+                    << ", now " << h.now() << ")";
+      return;
+    }
+  }
+  h.drain(nullptr);
+  h.verify();
+  // The scenario must have exercised what it is about.
+  EXPECT_GT(advances, 0u);
+  EXPECT_GT(pops, 0u);
+  if (sc.reschedule_pct > 0) {
+    EXPECT_GT(lazy, 0u);
+  }
+  if (sc.jump_pct > 0) {
+    EXPECT_GT(jumps, 0u);
+  }
+  EXPECT_GT(late_inserts, 0u);
+}
+
+constexpr Scenario kScenarios[] = {
+    // name              seed   start                  nodes steps  near  far adv rm  rs  jump nd  drain
+    {"NearFromZero", 1, 0, 128, 40000, 200, 5, 35, 10, 15, 0, 30, 80},
+    {"Across2Pow31", 2, k2Pow31 - 100, 128, 40000, 300, 25, 35, 10, 15, 2, 30, 80},
+    {"Across2Pow32", 3, k2Pow32 - 100, 128, 40000, 5000, 25, 35, 10, 15, 3, 30, 80},
+    {"FarHeavy", 4, k2Pow31 - 100, 256, 30000, 100, 70, 40, 10, 10, 5, 50, 90},
+    {"DigitBoundaries", 5, 4096 - 3, 128, 40000, 70, 30, 40, 10, 15, 0, 20, 80},
+    {"LateChurn", 6, 1000, 64, 40000, 16, 5, 30, 25, 30, 0, 20, 30},
+    {"AcrossBit63", 7, (u64{1} << 63) - 100, 128, 30000, 1000, 30, 35, 10, 15, 2, 30, 80},
+    {"NearTop", 8, kMax - k2Pow40, 128, 20000, 1000, 30, 35, 10, 15, 1, 30, 80},
+    {"BigPopulation", 9, k2Pow32 - 100, 1024, 20000, 100000, 20, 30, 5, 15, 1, 40, 90},
+};
+
+INSTANTIATE_TEST_SUITE_P(Scenarios, WheelScenario, ::testing::ValuesIn(kScenarios),
+                         [](const ::testing::TestParamInfo<Scenario> &p) { return std::string(p.param.name); });
+
+// ---- stepping to next_due(): exact firing and cascade counts --------------
+
+// With advance(next_due()) every time, a node fires at exactly its due tick,
+// never late, unless it was put on the wheel with due <= now.
+TEST(WheelStepping, EveryNodeFiresExactlyAtItsDueTick) {
+  const u64 starts[] = {0, k2Pow31 - 100, k2Pow32 - 100, k2Pow40 - 7, (u64{1} << 63) - 100};
+  Scenario sc{"stepping", 0, 0, 0, 0, 500, 20, 0, 0, 0, 0, 0, 0};
+  u64 seed = 100;
+  for (const u64 start : starts) {
+    Rng rng(++seed);
+    Lockstep h(192, start);
+    std::size_t exact = 0, late = 0;
+    std::vector<Popped> popped;
+    for (int step = 0; step < 12000; ++step) {
+      for (int k = 0; k < 2; ++k) {
+        const std::size_t id = below_eq(rng, h.capacity() - 1);
+        const int r = percent(rng);
+        if (h.shadow(id).state == State::kOut) {
+          if (r < 60) h.insert(id, random_due(rng, h.now(), sc));
+        } else if (r < 10) {
+          h.remove(id);
+        } else if (r < 25) {
+          h.reschedule(id, percent(rng) < 50 ? add_sat(h.shadow(id).due, 1 + below_eq(rng, 700))
+                                             : random_due(rng, h.now(), sc));
+        }
+      }
+      const u64 nd = h.wheel().next_due();
+      if (nd != kNever) h.advance(nd);
+      popped.clear();
+      h.drain(&popped);
+      for (const Popped &p : popped) {
+        if (p.late) {
+          ++late;
+          EXPECT_LE(p.due, h.now());
+        } else {
+          ++exact;
+          EXPECT_EQ(p.due, h.now()) << "node " << p.id << " fired at the wrong tick";
+        }
+      }
+      h.verify();
+      if (::testing::Test::HasFailure()) {
+        ADD_FAILURE() << "start " << start << ": stopped at step " << step;
+        return;
+      }
+    }
+    EXPECT_GT(exact, 1000u) << "start " << start;
+    EXPECT_GT(late, 0u) << "start " << start;
+  }
+}
+
+// One node far away: the number of advance(next_due()) steps is exactly one
+// per cascade the placement rule predicts, at most kLevels.
+TEST(WheelCost, SingleFarNodeTakesOneStepPerCascade) {
+  Rng rng(7);
+  const u64 starts[] = {0, k2Pow31 - 100, k2Pow32 - 100, (u64{1} << 63) - 100};
+  for (const u64 start : starts) {
+    for (int i = 0; i < 400; ++i) {
+      u64 due;
+      switch (i % 4) {
+        case 0: due = add_sat(start, 1 + below_eq(rng, k2Pow31)); break;
+        case 1: due = add_sat(start, k2Pow31); break;
+        case 2: due = add_sat(start, 1 + below_eq(rng, k2Pow40)); break;
+        default: due = start + 1 + below_eq(rng, kMax - start - 1); break;
+      }
+      Wheel w;
+      w.advance(start);
+      WheelNode n;
+      w.insert(&n, due);
+      const std::vector<u64> chain = cascade_chain(due, start);
+      std::vector<u64> visited;
+      while (!w.has_expired() && visited.size() <= 2 * Wheel::kLevels) {
+        const u64 nd = w.next_due();
+        ASSERT_NE(nd, kNever);
+        ASSERT_LE(nd, due);
+        w.advance(nd);
+        visited.push_back(nd);
+        ASSERT_EQ(w.check(stderr, "test"), 0);
+      }
+      ASSERT_EQ(w.pop_expired(), &n);
+      EXPECT_EQ(w.now(), due);
+      EXPECT_EQ(visited, chain) << "start " << start << " due " << due;
+      EXPECT_LE(visited.size(), static_cast<std::size_t>(Wheel::kLevels));
+      if (due - start <= k2Pow31 && start < k2Pow32) {
+        EXPECT_LE(visited.size(), 6u) << "due " << due;
+      }
+    }
+  }
+}
+
+TEST(WheelCost, NodeAtTopOfRangeTakesElevenSteps) {
+  // Every digit of UINT64_MAX is non-zero, so from now 0 it cascades through
+  // all eleven levels: one wake-up per level, no more.
+  Wheel w;
+  WheelNode n;
+  w.insert(&n, kMax);
+  EXPECT_EQ(n.where, 10u * 64 + 15);
+  int steps = 0;
+  while (!w.has_expired() && steps < 100) {
+    w.advance(w.next_due());
+    ++steps;
+    EXPECT_EQ(w.check(stderr, "test"), 0);
+  }
+  EXPECT_EQ(steps, 11);
+  EXPECT_EQ(w.now(), kMax);
+  EXPECT_EQ(w.pop_expired(), &n);
+}
+
+// A 2^31-tick span with many nodes: stepping visits exactly the union of the
+// nodes' cascade points (so each node costs at most its few cascades), and a
+// single advance over the whole span expires every node at once.
+TEST(WheelCost, Span2Pow31ManyNodes) {
+  const u64 starts[] = {0, k2Pow31 - 100, k2Pow32 - 100};
+  for (const u64 start : starts) {
+    Rng rng(start + 11);
+    constexpr std::size_t kN = 500;
+    std::vector<WheelNode> nodes(kN);
+    std::vector<u64> dues(kN);
+    std::set<u64> predicted;
+    std::size_t chain_total = 0;
+    Wheel stepped, jumped;
+    stepped.advance(start);
+    jumped.advance(start);
+    for (std::size_t i = 0; i < kN; ++i) dues[i] = start + 1 + below_eq(rng, k2Pow31 - 1);
+    std::vector<WheelNode> nodes2(kN);
+    for (std::size_t i = 0; i < kN; ++i) {
+      stepped.insert(&nodes[i], dues[i]);
+      jumped.insert(&nodes2[i], dues[i]);
+      const std::vector<u64> chain = cascade_chain(dues[i], start);
+      EXPECT_LE(chain.size(), 6u);
+      chain_total += chain.size();
+      predicted.insert(chain.begin(), chain.end());
+    }
+    std::set<u64> visited;
+    std::size_t fired = 0;
+    while (stepped.size() > 0 && visited.size() <= chain_total) {
+      const u64 nd = stepped.next_due();
+      ASSERT_NE(nd, kNever);
+      stepped.advance(nd);
+      EXPECT_TRUE(visited.insert(nd).second) << "tick visited twice";
+      while (WheelNode *n = stepped.pop_expired()) {
+        EXPECT_EQ(n->due, nd);
+        ++fired;
+      }
+    }
+    EXPECT_EQ(stepped.check(stderr, "test"), 0);
+    EXPECT_EQ(fired, kN);
+    EXPECT_EQ(visited, predicted);
+    EXPECT_LE(visited.size(), chain_total);
+
+    jumped.advance(start + k2Pow31);
+    EXPECT_EQ(jumped.check(stderr, "test"), 0);
+    std::size_t popped = 0;
+    while (jumped.pop_expired() != nullptr) ++popped;
+    EXPECT_EQ(popped, kN);
+    EXPECT_EQ(jumped.size(), 0u);
+    EXPECT_EQ(jumped.next_due(), kNever);
+  }
+}
+
+// ---- next_due() ----------------------------------------------------------
+
+TEST(WheelNextDue, EmptyIsNeverAndExpiredIsNow) {
+  Wheel w;
+  EXPECT_EQ(w.next_due(), kNever);
+  w.advance(1000);
+  EXPECT_EQ(w.next_due(), kNever);
+  WheelNode a, b;
+  w.insert(&a, 1500);
+  w.insert(&b, 999);  // late
+  EXPECT_EQ(w.next_due(), 1000u);
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(w.pop_expired(), &b);
+  EXPECT_EQ(w.next_due(), 1472u);  // bucket time of 1500 seen from 1000: level 1, slot 23
+  w.remove(&a);
+  EXPECT_EQ(w.next_due(), kNever);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelNextDue, LevelZeroIsTheMinimumDue) {
+  Wheel w;
+  w.advance(6400);  // digit 0 is 0
+  WheelNode n[5];
+  const u64 dues[5] = {6440, 6410, 6463, 6401, 6420};
+  for (int i = 0; i < 5; ++i) w.insert(&n[i], dues[i]);
+  // Removing the earliest each time: next_due() follows the exact minimum.
+  const int order[5] = {3, 1, 4, 0, 2};
+  for (const int i : order) {
+    EXPECT_EQ(w.next_due(), dues[i]);
+    EXPECT_EQ(w.check(stderr, "test"), 0);
+    w.remove(&n[i]);
+  }
+  EXPECT_EQ(w.next_due(), kNever);
+  EXPECT_EQ(w.size(), 0u);
+}
+
+TEST(WheelNextDue, HigherLevelReportsBucketTimeNeverLater) {
+  // A node beyond level 0 is reported at its bucket time (a cascade point),
+  // which is before its due tick, and lower levels come first.
+  Wheel w;
+  WheelNode far, mid;
+  w.insert(&far, 5000);  // level 2 slot 1: bucket time 4096
+  EXPECT_EQ(w.next_due(), 4096u);
+  w.insert(&mid, 200);  // level 1 slot 3: bucket time 192
+  EXPECT_EQ(w.next_due(), 192u);
+  w.advance(192);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(mid.where, 8u);  // re-placed on level 0, slot 8
+  EXPECT_EQ(w.next_due(), 200u);
+  w.advance(200);
+  EXPECT_EQ(w.pop_expired(), &mid);
+  EXPECT_EQ(w.next_due(), 4096u);
+  w.advance(4096);
+  EXPECT_EQ(far.where, 64u + 14);  // 5000 = 4096 + 14*64 + 8
+  EXPECT_EQ(w.next_due(), 4096u + 14 * 64);
+  w.advance(w.next_due());
+  EXPECT_EQ(far.where, 8u);
+  EXPECT_EQ(w.next_due(), 5000u);
+  w.advance(4999);
+  EXPECT_FALSE(w.has_expired());
+  w.advance(5000);
+  EXPECT_EQ(w.pop_expired(), &far);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// ---- lazy reschedule -----------------------------------------------------
+
+TEST(WheelLazy, LaterKeepsBucketAndNeverFiresEarly) {
+  Wheel w;
+  w.advance(100);
+  WheelNode n;
+  w.insert(&n, 110);  // level 0, slot 46
+  ASSERT_EQ(n.where, 46u);
+  w.reschedule(&n, 100000);
+  EXPECT_EQ(n.where, 46u) << "the lazy path must not move the node";
+  EXPECT_EQ(n.due, 100000u);
+  EXPECT_EQ(w.size(), 1u);
+  EXPECT_EQ(w.next_due(), 110u) << "the stale bucket still reports (early, never late)";
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  // Step to next_due() until it fires: never before 100000, exactly at it.
+  int steps = 0;
+  while (!w.has_expired() && steps < 50) {
+    const u64 nd = w.next_due();
+    ASSERT_LE(nd, 100000u);
+    w.advance(nd);
+    ++steps;
+    EXPECT_EQ(w.check(stderr, "test"), 0);
+  }
+  EXPECT_EQ(w.now(), 100000u);
+  EXPECT_EQ(w.pop_expired(), &n);
+  // 110 (wasted wake-up), then 100000 = 24*4096 + 26*64 + 32: 98304, 99968, 100000.
+  EXPECT_EQ(steps, 4);
+}
+
+TEST(WheelLazy, EarlierButNotBeforeBucketTimeStaysToo) {
+  Wheel w;
+  WheelNode n;
+  w.insert(&n, 200);  // level 1, slot 3, bucket time 192
+  ASSERT_EQ(n.where, 64u + 3);
+  w.reschedule(&n, 195);  // earlier, but still >= 192: lazy
+  EXPECT_EQ(n.where, 64u + 3);
+  EXPECT_EQ(n.due, 195u);
+  w.reschedule(&n, 192);  // == bucket time: still lazy
+  EXPECT_EQ(n.where, 64u + 3);
+  w.reschedule(&n, 191);  // before the bucket time: re-placed
+  EXPECT_EQ(n.where, 64u + 2);
+  EXPECT_EQ(w.next_due(), 128u);
+  w.reschedule(&n, 5);  // level 0
+  EXPECT_EQ(n.where, 5u);
+  EXPECT_EQ(w.next_due(), 5u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.advance(4);
+  EXPECT_FALSE(w.has_expired());
+  w.advance(5);
+  EXPECT_EQ(w.pop_expired(), &n);
+}
+
+TEST(WheelLazy, ToNowOrPastExpiresAndExpiredNodeGoesBack) {
+  Wheel w;
+  w.advance(1000);
+  WheelNode n;
+  w.insert(&n, 1010);
+  w.reschedule(&n, 1000);  // due == now: late, onto the expired list
+  EXPECT_EQ(n.where, Wheel::kExpired);
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 1000u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.reschedule(&n, 1001);  // from the expired list back into a bucket
+  EXPECT_EQ(n.where, 1001u % 64);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 1001u);
+  EXPECT_EQ(w.size(), 1u);
+  w.reschedule(&n, 3);  // in the past
+  EXPECT_EQ(n.where, Wheel::kExpired);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_EQ(w.pop_expired(), &n);
+  EXPECT_EQ(w.size(), 0u);
+}
+
+// ---- edge cases ------------------------------------------------------------
+
+TEST(WheelEdges, DigitBoundaryPlacementFromZero) {
+  struct Case {
+    u64 due;
+    u32 where;
+    u64 bucket_time;
+  };
+  const Case cases[] = {
+      {1, 1, 1},
+      {63, 63, 63},
+      {64, 64 + 1, 64},
+      {65, 64 + 1, 64},
+      {4095, 64 + 63, 4032},
+      {4096, 128 + 1, 4096},
+      {262144, 192 + 1, 262144},                     // 64^3
+      {kIntMax, 5 * 64 + 1, u64{1} << 30},           // bit 30 is the top of digit 5
+      {k2Pow31, 5 * 64 + 2, k2Pow31},
+      {k2Pow32 - 1, 5 * 64 + 3, 3 * (u64{1} << 30)},
+      {k2Pow40, 6 * 64 + 16, k2Pow40},
+      {u64{1} << 60, 10 * 64 + 1, u64{1} << 60},     // top level
+      {kMax, 10 * 64 + 15, u64{15} << 60},
+  };
+  Wheel w;
+  std::vector<WheelNode> n(std::size(cases));
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    w.insert(&n[i], cases[i].due);
+    EXPECT_EQ(n[i].where, cases[i].where) << "due " << cases[i].due;
+    EXPECT_EQ(w.bucket_time(n[i].where), cases[i].bucket_time) << "due " << cases[i].due;
+    EXPECT_LE(w.bucket_time(n[i].where), cases[i].due);
+  }
+  EXPECT_EQ(w.size(), std::size(cases));
+  EXPECT_EQ(w.next_due(), 1u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelEdges, BoundariesRelativeToLargeNow) {
+  const u64 starts[] = {k2Pow31 - 100, k2Pow32 - 100, 12345678901ull};
+  const u64 offsets[] = {1, 2, 63, 64, 65, 4095, 4096, 4097, kIntMax, kIntMax + 1, k2Pow32, k2Pow40};
+  for (const u64 start : starts) {
+    Wheel w;
+    w.advance(start);
+    std::vector<WheelNode> n(std::size(offsets));
+    for (std::size_t i = 0; i < std::size(offsets); ++i) {
+      const u64 due = start + offsets[i];
+      w.insert(&n[i], due);
+      const Placement p = expected_placement(due, start);
+      EXPECT_EQ(n[i].where, p.where) << "start " << start << " +" << offsets[i];
+      EXPECT_EQ(w.bucket_time(n[i].where), p.time);
+      EXPECT_LE(p.time, due);
+      EXPECT_GT(p.time, start);
+    }
+    EXPECT_EQ(n[0].where, (start + 1) % 64);  // now+1 is always level 0
+    EXPECT_EQ(w.next_due(), start + 1);
+    EXPECT_EQ(w.check(stderr, "test"), 0);
+    // Step through: each node fires at exactly its due tick.
+    std::size_t fired = 0;
+    int steps = 0;
+    while (w.size() > 0 && steps < 1000) {
+      w.advance(w.next_due());
+      ++steps;
+      while (WheelNode *x = w.pop_expired()) {
+        EXPECT_EQ(x->due, w.now());
+        ++fired;
+      }
+      ASSERT_EQ(w.check(stderr, "test"), 0);
+    }
+    EXPECT_EQ(fired, std::size(offsets));
+    EXPECT_EQ(w.now(), start + k2Pow40);
+  }
+}
+
+TEST(WheelEdges, AdvanceToJustBeforeAndExactlyDue) {
+  Wheel w;
+  WheelNode a, b;
+  w.insert(&a, 64);
+  w.insert(&b, 4096);
+  w.advance(63);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.advance(64);
+  EXPECT_EQ(w.pop_expired(), &a);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  w.advance(4095);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(b.where, 128u + 1);  // still level 2 slot 1: its bucket time is 4096
+  EXPECT_EQ(w.next_due(), 4096u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.advance(4096);
+  EXPECT_EQ(w.pop_expired(), &b);
+  EXPECT_EQ(w.size(), 0u);
+}
+
+TEST(WheelEdges, AdvanceBackwardsOrToNowIsANoOp) {
+  Wheel w;
+  w.advance(500);
+  WheelNode n;
+  w.insert(&n, 510);
+  w.advance(500);
+  w.advance(499);
+  w.advance(0);
+  EXPECT_EQ(w.now(), 500u);
+  EXPECT_EQ(n.where, 510u % 64);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelEdges, RemoveFromExpiredListAndSizeBookkeeping) {
+  Wheel w;
+  w.advance(100);
+  WheelNode late1, late2, pending;
+  w.insert(&late1, 100);
+  EXPECT_EQ(w.size(), 1u);
+  w.insert(&late2, 50);
+  w.insert(&pending, 101);
+  EXPECT_EQ(w.size(), 3u);
+  EXPECT_EQ(late1.where, Wheel::kExpired);
+  EXPECT_EQ(late2.where, Wheel::kExpired);
+  w.remove(&late1);
+  EXPECT_EQ(late1.where, Wheel::kNowhere);
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.remove(&late2);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.size(), 1u);
+  EXPECT_EQ(w.next_due(), 101u);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_EQ(w.size(), 1u);
+  w.remove(&pending);
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.next_due(), kNever);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  // Removing the last node of a bucket clears its bitmap bit (check() compares),
+  // and the bucket can be reused.
+  w.insert(&pending, 101);
+  w.insert(&late1, 101);
+  w.remove(&pending);
+  EXPECT_EQ(w.next_due(), 101u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.remove(&late1);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_EQ(w.next_due(), kNever);
+}
+
+TEST(WheelEdges, ExpiredNodesPopOnceAndPopClearsWhere) {
+  Wheel w;
+  WheelNode n[4];
+  w.insert(&n[0], 3);
+  w.insert(&n[1], 3);
+  w.insert(&n[2], 2);
+  w.insert(&n[3], 70);
+  w.advance(3);
+  std::set<const WheelNode *> popped;
+  while (WheelNode *x = w.pop_expired()) {
+    EXPECT_EQ(x->where, Wheel::kNowhere);
+    EXPECT_TRUE(popped.insert(x).second) << "popped twice";
+  }
+  EXPECT_EQ(popped, (std::set<const WheelNode *>{&n[0], &n[1], &n[2]}));
+  EXPECT_EQ(w.size(), 1u);
+  EXPECT_EQ(n[3].where, 64u + 1);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelEdges, ForEachVisitsEveryNodeOnceWithBucketTimeBeforeDue) {
+  Wheel w;
+  w.advance(k2Pow31 - 100);
+  Rng rng(3);
+  constexpr std::size_t kN = 300;
+  std::vector<WheelNode> n(kN);
+  for (std::size_t i = 0; i < kN; ++i) {
+    if (i % 5 == 0) {
+      w.insert(&n[i], w.now() - below_eq(rng, 50));  // late: the expired list
+    } else {
+      w.insert(&n[i], w.now() + 1 + below_eq(rng, i % 3 == 0 ? k2Pow40 : 100000));
+    }
+  }
+  std::vector<int> seen(kN, 0);
+  std::size_t expired = 0;
+  w.for_each([&](const WheelNode *x) {
+    ASSERT_GE(x, n.data());
+    ASSERT_LT(x, n.data() + kN);
+    ++seen[static_cast<std::size_t>(x - n.data())];
+    if (x->where == Wheel::kExpired) {
+      ++expired;
+      EXPECT_LE(x->due, w.now());
+    } else {
+      EXPECT_LT(x->where, Wheel::kExpired);
+      EXPECT_LE(w.bucket_time(x->where), x->due);
+      EXPECT_GT(w.bucket_time(x->where), w.now());
+    }
+  });
+  for (std::size_t i = 0; i < kN; ++i) EXPECT_EQ(seen[i], 1) << "node " << i;
+  EXPECT_EQ(expired, kN / 5);
+  EXPECT_EQ(w.size(), kN);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelEdges, SpareFieldIsLeftAlone) {
+  Wheel w;
+  WheelNode n;
+  n.spare = 0xdeadbeef;
+  w.insert(&n, 1000);
+  w.reschedule(&n, 2000);
+  w.reschedule(&n, 10);
+  w.advance(10);
+  EXPECT_EQ(w.pop_expired(), &n);
+  EXPECT_EQ(n.spare, 0xdeadbeefu);
+}
+
+// ---- check() detects corruption -------------------------------------------
+
+TEST(WheelCheck, DetectsDueBeforeBucketTime) {
+  Wheel w;
+  WheelNode a, b;
+  w.insert(&a, 200);  // level 1 slot 3, bucket time 192
+  w.insert(&b, 7);
+  ASSERT_EQ(w.check(nullptr, "test"), 0);
+  a.due = 150;  // the bucket would fire it late
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.due = 200;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+TEST(WheelCheck, DetectsWrongWhere) {
+  Wheel w;
+  WheelNode a;
+  w.insert(&a, 200);
+  const u32 where = a.where;
+  a.where = where + 1;
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.where = Wheel::kExpired;
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.where = where;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+  w.remove(&a);
+}
+
+TEST(WheelCheck, DetectsExpiredNodeNotYetDue) {
+  Wheel w;
+  w.advance(1000);
+  WheelNode a;
+  w.insert(&a, 900);
+  ASSERT_EQ(w.check(nullptr, "test"), 0);
+  a.due = 1001;  // on the expired list but not due: would fire early
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.due = 900;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+TEST(WheelCheck, DetectsBrokenLink) {
+  Wheel w;
+  WheelNode a, b;
+  w.insert(&a, 5);
+  w.insert(&b, 5);
+  ASSERT_EQ(w.check(nullptr, "test"), 0);
+  Link *saved = b.link.prev;
+  b.link.prev = &b.link;  // a.next == &b.link but b.prev != &a.link
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  b.link.prev = saved;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+}  // namespace
+}  // namespace libcallout::internal
