@@ -263,6 +263,12 @@ void *softclock_main(void *arg) {
       cpu->wheel.advance(now);
       wake = next;
     }
+    // Going idle: wake whoever waits for this CPU to be idle.  advance()
+    // waits until the expired list is empty and nothing runs; a stop can
+    // empty the list without any handler finishing, and then this is the
+    // only wake-up it gets (DESIGN.md, "No lost wake-up").
+    notify_done(cpu);
+    if (cpu->stopping) break;
     // A manual clock's softclock is kicked by advance() only, never by an
     // insert (0 makes schedule_locked() skip the kick).
     cpu->wake_tick = clock.manual() ? 0 : wake;

@@ -167,7 +167,18 @@ TEST(Dump, ListsPendingCalloutsWithTicksLeftAndCpu) {
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define CALLOUT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CALLOUT_TSAN 1
+#endif
+#endif
+
 TEST(Fork, ChildRunsPendingAndNewCallouts) {
+#ifdef CALLOUT_TSAN
+  GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multi-threaded fork";
+#endif
   static callout_t pending, fresh;
   callout_init(&pending, CALLOUT_MPSAFE);
   callout_init(&fresh, CALLOUT_MPSAFE);
