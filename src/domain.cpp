@@ -185,12 +185,16 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
   for (size_t i = sizeof *cfg; i < cfg->size; ++i)
     if (bytes[i] != 0) return EINVAL;
   if (cfg->hz > kMaxHz || cfg->ncpu > kMaxCpus) return EINVAL;
-  if (cfg->clock != CALLOUT_CLOCK_MONOTONIC && cfg->clock != CALLOUT_CLOCK_MANUAL &&
-      cfg->clock != CALLOUT_CLOCK_EXTERNAL)
+  // A C caller may store any int in the enum; in C++ loading a value outside
+  // the enumerators' range is undefined, so read it as the int it is.
+  static_assert(sizeof(enum callout_clock) == sizeof(int));
+  int kind;
+  std::memcpy(&kind, &cfg->clock, sizeof kind);
+  if (kind != CALLOUT_CLOCK_MONOTONIC && kind != CALLOUT_CLOCK_MANUAL && kind != CALLOUT_CLOCK_EXTERNAL)
     return EINVAL;
   *hz = cfg->hz == 0 ? 1000 : cfg->hz;
   *ncpu = cfg->ncpu;
-  if (cfg->clock == CALLOUT_CLOCK_EXTERNAL) {
+  if (kind == CALLOUT_CLOCK_EXTERNAL) {
     // One loop thread runs the handlers: one CPU.
     if (*ncpu > 1) return EINVAL;
     *ncpu = 1;
@@ -198,7 +202,7 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
     *ncpu = static_cast<unsigned>(std::clamp<long>(online, 1, kMaxCpus));
   }
-  *clock = cfg->clock;
+  *clock = static_cast<enum callout_clock>(kind);
   return 0;
 }
 
