@@ -110,7 +110,8 @@ class Wheel {
 
   // The earliest tick at which advance() has work: now() if the expired list
   // is not empty, else the earliest bucket time, else kNever.  It may be
-  // earlier than any node's due tick (lazy reschedule), never later.  O(1):
+  // earlier than any node's due tick -- a cascade point of a node above level
+  // 0, or a lazily rescheduled node's old bucket -- never later.  O(1):
   // one count-trailing-zeros on the level summary, one on that level.
   std::uint64_t next_due() const {
     if (expired_.next != &expired_) return now_;
@@ -142,7 +143,10 @@ class Wheel {
   std::uint64_t bucket_time(std::uint32_t where) const {
     const int level = static_cast<int>(where) / kSlots;
     const std::uint64_t slot = where % kSlots;
-    return (hi(now_, level) << shift_hi(level)) | (slot << (level * kDigitBits));
+    // The top level has nothing above it; shifting by 66 would be undefined
+    // even though the value shifted is 0.
+    const std::uint64_t above = shift_hi(level) >= 64 ? 0 : hi(now_, level) << shift_hi(level);
+    return above | (slot << (level * kDigitBits));
   }
 
   // Calls f(node) for every node: buckets level by level, then expired.

@@ -168,7 +168,8 @@ struct callout_stats {
 	uint64_t halts;         /* callout_halt calls */
 	uint64_t halts_waited;  /* ... that had to wait */
 	uint64_t run_ns_total;  /* time spent in handlers */
-	uint64_t run_ns_max;    /* the longest handler run */
+	uint64_t run_ns_max;    /* the longest handler run (manual clock: the
+	                           longest batch run for one tick on one CPU) */
 	uint64_t pending;       /* callouts pending now */
 	uint64_t ignored;       /* reset/schedule ignored (shut down or draining) */
 	uint64_t wakeups;       /* times the softclock thread woke up */
