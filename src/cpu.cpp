@@ -250,6 +250,13 @@ void wait_for_done(Cpu *cpu) {
   cpu->done.wait(seen);
 }
 
+void wait_for_idle(Cpu *cpu) {
+  const std::uint32_t seen = cpu->idle.generation();
+  ++cpu->nidle;
+  cpu->lock.unlock();
+  cpu->idle.wait(seen);
+}
+
 void *softclock_main(void *arg) {
   auto *cpu = static_cast<Cpu *>(arg);
   tls_cpu = cpu;
@@ -281,10 +288,16 @@ void *softclock_main(void *arg) {
       wake = next;
     }
     // Going idle: wake whoever waits for this CPU to be idle.  advance()
-    // waits until the expired list is empty and nothing runs; a stop can
-    // empty the list without any handler finishing, and then this is the
-    // only wake-up it gets (DESIGN.md, "No lost wake-up").
-    notify_done(cpu);
+    // waits until the expired list is empty and nothing runs; this is the
+    // one place that condition is signalled -- also when a stop emptied the
+    // list without any handler finishing (DESIGN.md, "No lost wake-up").
+    if (cpu->nidle != 0) {
+      cpu->nidle = 0;
+      cpu->lock.unlock();
+      cpu->idle.wake_all();
+      cpu->lock.lock();
+      if (cpu->wheel.has_expired()) continue;  // more came in meanwhile
+    }
     if (cpu->stopping) break;
     // A manual clock's softclock is kicked by advance() only, never by an
     // insert (0 makes schedule_locked() skip the kick).

@@ -65,10 +65,16 @@ struct alignas(64) Cpu {
   Drain drains[kMaxDrains] GUARDED_BY(lock);
   unsigned ndrains GUARDED_BY(lock) = 0;
 
-  // Threads sleeping on `done` (callout_halt, callout_domain_advance).
+  // Threads sleeping on `done` (callout_halt and friends).
   std::uint32_t nwait GUARDED_BY(lock) = 0;
   // Bumped when `running` is cleared while nwait > 0.
   Event done;
+  // Threads sleeping on `idle` (callout_domain_advance), and the event the
+  // softclock bumps when it goes idle -- expired list empty, nothing
+  // running -- while nidle > 0.  Separate from `done` so that an advance
+  // over a thousand due callouts is woken once, not once per handler.
+  std::uint32_t nidle GUARDED_BY(lock) = 0;
+  Event idle;
 
   // The tick the sleeping softclock will wake at (Wheel::kNever: none); 0
   // while it is awake and will look at the wheel again before sleeping.
@@ -106,6 +112,8 @@ Cpu *lock_callout(CalloutImpl *c);
 // with it released (the caller re-locks what it needs: the callout may have
 // moved meanwhile).
 void wait_for_done(Cpu *cpu) RELEASE(cpu->lock);
+// The same for `idle`: sleeps until the softclock of cpu goes idle.
+void wait_for_idle(Cpu *cpu) RELEASE(cpu->lock);
 
 // The softclock thread of cpu.
 void *softclock_main(void *cpu);

@@ -119,6 +119,7 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
         cpu->cancelled = false;
       }
       cpu->nwait = 0;
+      cpu->nidle = 0;
       cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
       cpu->thread_started = false;
       cpu->lock.unlock();
@@ -374,7 +375,7 @@ bool run_step(callout_domain *d) {
     Cpu *cpu = &d->cpus[i];
     cpu->lock.lock();
     while (cpu->wheel.has_expired() || cpu->running != nullptr) {
-      wait_for_done(cpu);
+      wait_for_idle(cpu);
       cpu->lock.lock();
     }
     cpu->lock.unlock();
