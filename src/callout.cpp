@@ -108,10 +108,14 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   // sleeps until (wake_tick is 0 while it is awake; it looks again anyway).
   // External clock: re-arm the loop's timerfd, under the lock so that two
   // racing resets cannot leave it armed for the later of their due ticks.
+  // The timerfd is armed at the wheel's next_due(), the tick at which
+  // callout_domain_run() has work (possibly only a cascade), which is also
+  // what callout_domain_next_timeout() reports: a loop that sleeps for that
+  // timeout and one that waits for the fd agree.
   bool kick = false;
   if (due < home->wake_tick) {
     if (home->timer_fd >= 0) {
-      arm_timer(home, due);
+      arm_timer(home, home->wheel.next_due());
     } else {
       home->wake_tick = 0;
       kick = true;
