@@ -114,7 +114,8 @@ struct DumpEntry {
 // Copies CPU i's pending callouts and running callout.  The copy is taken
 // under the lock into memory allocated before it (retrying if the wheel grew
 // meanwhile), so that no allocation and no output happens under a CPU lock.
-void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, bool *dispatching) {
+void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, bool *dispatching,
+              std::uint64_t *now) {
   for (;;) {
     cpu->lock.lock();
     const size_t size = cpu->wheel.size();
@@ -132,6 +133,9 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
     });
     *running = {cpu->running, 0, 0, cpu->running_func, cpu->running_arg};
     *dispatching = cpu->dispatching;
+    // The tick the "ticks left" column counts from, taken with this CPU's
+    // copy: printing an earlier CPU may have taken long (dladdr per line).
+    *now = cpu->domain->clock.ticks();
     cpu->lock.unlock();
     return;
   }
@@ -147,15 +151,15 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
  * while the domain runs; output is per-CPU consistent.
  */
 extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
-  const std::uint64_t now = d->clock.ticks();
   std::fprintf(out, "domain %p: %u cpu, %u Hz, %s clock, ticks now %" PRIu64 "\n", static_cast<void *>(d),
-               d->ncpu, d->clock.hz(), d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", now);
+               d->ncpu, d->clock.hz(), d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", d->clock.ticks());
   std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg", "handler");
   std::vector<DumpEntry> entries;
   for (unsigned i = 0; i < d->ncpu; ++i) {
     DumpEntry running{};
     bool dispatching = false;
-    snapshot(&d->cpus[i], &entries, &running, &dispatching);
+    std::uint64_t now = 0;
+    snapshot(&d->cpus[i], &entries, &running, &dispatching, &now);
     char handler[256];
     for (const DumpEntry &e : entries) {
       char where[16];
