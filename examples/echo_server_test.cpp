@@ -49,7 +49,7 @@ constexpr double kTickMs = 1000.0 / kHz;
 // What the measurement adds on top of the server's own timing (see above).
 // On an idle machine the overshoot is well under 1 ms; this allows for a
 // loaded CI machine (2 cores shared with parallel builds).
-constexpr double kAllowanceMs = 25.0;
+constexpr double kAllowanceMs = 50.0;
 constexpr int kIdleClients = 6;
 constexpr int kChattyClients = 2;
 

@@ -485,7 +485,9 @@ TEST(HaltLockTest, H6_GiantHolderHaltsAGiantCalloutWaitingForGiant) {
   callout_giant_enter(d);
   callout_giant_enter(d);
   AsyncAdvance adv(d, 1);
-  std::this_thread::sleep_for(200ms);  // the softclock is now blocked on giant
+  // The softclock is now (or soon) blocked on giant: it took c off the wheel.
+  ASSERT_TRUE(wait_until([&] { return !c.pending(); }));
+  std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(adv.done());
   EXPECT_TRUE(c.halt()) << "the softclock was dispatching c: halt had to wait";
   EXPECT_EQ(runs.load(), 0) << "handler invoked although stopped while waiting for giant";
@@ -664,7 +666,10 @@ void lock_cancel(Kind kind, bool use_halt) {
   Watchdog w("lock-associated cancel");
   lock();
   AsyncAdvance adv(d, 1);
-  std::this_thread::sleep_for(200ms);  // the softclock is blocked on the lock
+  // The softclock takes c off the wheel (PENDING clears) before it waits
+  // for the lock; then give it a moment to block in the lock.
+  ASSERT_TRUE(wait_until([&] { return !c.pending(); }));
+  std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(adv.done());
   if (use_halt) {
     // halt under the lock: it waits (the softclock is dispatching c),
@@ -713,7 +718,8 @@ void lock_reset(Kind kind) {
   else
     m.lock();
   AsyncAdvance adv(d, 1);
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(wait_until([&] { return !c.pending(); }));  // dispatching: waits for the lock
+  std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(adv.done());
   const uint64_t t0 = d.ticks();
   c.reset(5);
