@@ -10,6 +10,11 @@ packages=(
   cmake ninja-build g++ clang pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libclang-rt-14-dev valgrind
+  systemtap-sdt-dev   # <sys/sdt.h>: the USDT probes are compiled in
+  abigail-tools       # abidw/abidiff: scripts/abi.sh
+  libboost-dev libuv1-dev  # examples/loop: Boost.Asio and libuv embedding
+  spin                # tests/spin: the protocol model
+  mandoc              # man_lint test
 )
 
 missing=()
