@@ -355,6 +355,18 @@ std::uint64_t live_callouts(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
   return live;
 }
 
+// The earliest Wheel::next_due() over d's CPUs (one lock at a time).
+std::uint64_t earliest_next_due(callout_domain *d) {
+  std::uint64_t next = Wheel::kNever;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    next = std::min(next, cpu->wheel.next_due());
+    cpu->lock.unlock();
+  }
+  return next;
+}
+
 // One step of advance(): kick the CPUs with something on their expired
 // list, then wait until every CPU has drained it and has no handler running.
 // Returns whether anything was due.
@@ -402,13 +414,7 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
   const std::uint64_t start = d->clock.ticks();
   const std::uint64_t target = nticks > Wheel::kNever - 1 - start ? Wheel::kNever - 1 : start + nticks;
   for (;;) {
-    std::uint64_t next = Wheel::kNever;
-    for (unsigned i = 0; i < d->ncpu; ++i) {
-      Cpu *cpu = &d->cpus[i];
-      cpu->lock.lock();
-      next = std::min(next, cpu->wheel.next_due());
-      cpu->lock.unlock();
-    }
+    const std::uint64_t next = earliest_next_due(d);
     const std::uint64_t now = d->clock.ticks();
     const std::uint64_t step = std::max(std::min(next, target), now);
     if (step > now) {
@@ -437,13 +443,7 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
  */
 extern "C" int64_t callout_domain_next_timeout(callout_domain_t *d) {
   if (d->clock.manual()) return -1;
-  std::uint64_t next = Wheel::kNever;
-  for (unsigned i = 0; i < d->ncpu; ++i) {
-    Cpu *cpu = &d->cpus[i];
-    cpu->lock.lock();
-    next = std::min(next, cpu->wheel.next_due());
-    cpu->lock.unlock();
-  }
+  const std::uint64_t next = earliest_next_due(d);
   if (next == Wheel::kNever) return -1;
   const std::uint64_t start = d->clock.tick_start_ns(next);
   const std::uint64_t now = monotonic_ns();
