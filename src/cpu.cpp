@@ -252,8 +252,14 @@ void wait_for_done(Cpu *cpu) {
 
 void wait_for_idle(Cpu *cpu) {
   const std::uint32_t seen = cpu->idle.generation();
+  // Kick the softclock if it has work: a callout can land on the expired
+  // list after advance() chose which CPUs to kick (a thread that read the
+  // tick just before advance() moved it schedules at a tick the wheel has
+  // already passed), and a sleeping softclock would never see it.
+  const bool kick = cpu->wheel.has_expired();
   ++cpu->nidle;
   cpu->lock.unlock();
+  if (kick) cpu->kick.wake_all();
   cpu->idle.wait(seen);
 }
 
@@ -296,7 +302,10 @@ void *softclock_main(void *arg) {
       cpu->lock.unlock();
       cpu->idle.wake_all();
       cpu->lock.lock();
-      if (cpu->wheel.has_expired()) continue;  // more came in meanwhile
+      // Look again from the top: while the lock was dropped, callouts may
+      // have come due, and an advance() may have registered (and had the
+      // callout it waited for stopped), so nidle may be set again.
+      continue;
     }
     if (cpu->stopping) break;
     // A manual clock's softclock is kicked by advance() only, never by an

@@ -112,7 +112,8 @@ Cpu *lock_callout(CalloutImpl *c);
 // with it released (the caller re-locks what it needs: the callout may have
 // moved meanwhile).
 void wait_for_done(Cpu *cpu) RELEASE(cpu->lock);
-// The same for `idle`: sleeps until the softclock of cpu goes idle.
+// The same for `idle`: sleeps until the softclock of cpu goes idle,
+// kicking it first if its expired list is not empty.
 void wait_for_idle(Cpu *cpu) RELEASE(cpu->lock);
 
 // The softclock thread of cpu.
