@@ -1,0 +1,608 @@
+// mono_bench.cpp -- libcallout on the monotonic (tickless) clock: what only a
+// real clock can show.  Each subcommand prints one JSON object.
+//
+//   callout-mono-bench scaling  [--ops N] [--reps R]
+//       reset+stop throughput: 1 thread; 2 threads on 2 CPUs, each working
+//       on callouts homed on its own CPU; 2 threads mixing (every other
+//       callout homed on the other CPU).  Wall-clock throughput and
+//       throughput per CPU-second (which leaves out time other processes
+//       took from us on this shared machine).  Also the cost of reset+stop
+//       when the CPU has nothing else pending (each reset then wakes the
+//       softclock thread: a futex wake).
+//   callout-mono-bench lateness [--count N] [--seconds S] [--nice -10 | --fifo 1]
+//       N callouts spread over S seconds at hz 1000; lateness of each
+//       handler's start past the start of its due tick: p50/p99/p99.9/max.
+//       --nice N / --fifo P: renice the softclock threads first, or make
+//       them SCHED_FIFO at priority P (from outside: the library has no such
+//       option; this shows what one would buy on a busy machine).
+//   callout-mono-bench cvwait   [--count N]
+//       the reference: a plain pthread_cond_timedwait with random ~1 ms
+//       deadlines, with the default timer slack and with 1 ns of slack.
+//   callout-mono-bench idle     [--seconds S]
+//       wake-ups and CPU time of the softclock threads (read from /proc)
+//       over S seconds with no callout pending, then with one callout due in
+//       an hour (the wake-up caused by arming it is reported apart).
+//   callout-mono-bench memory
+//       allocations per operation (interposed allocator), bytes per callout,
+//       per-domain and per-CPU overhead (heap, resident, virtual).
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "callout/callout.h"
+#include "common/alloc_count.h"
+#include "common/bench_util.h"
+
+namespace {
+
+std::map<std::string, std::string> g_opt;
+std::uint64_t opt_u64(const char *k, std::uint64_t def) {
+  auto it = g_opt.find(k);
+  return it == g_opt.end() ? def : std::stoull(it->second);
+}
+
+callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu, unsigned hz = 1000) {
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  cfg.clock = clock;
+  cfg.ncpu = ncpu;
+  cfg.hz = hz;
+  callout_domain_t *d = nullptr;
+  if (int e = callout_domain_create(&cfg, &d); e != 0) {
+    std::fprintf(stderr, "callout_domain_create: %s\n", std::strerror(e));
+    std::exit(1);
+  }
+  return d;
+}
+
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// ---- scaling ---------------------------------------------------------------
+
+void noop(void *) {}
+
+// Re-arms itself every 100 ticks: keeps the CPU's softclock from sleeping
+// longer than 100 ms, as any busy system's other timers would; without it
+// every reset earlier than the softclock's wake-up tick must wake it.
+void sentinel(void *arg) { callout_schedule(static_cast<callout_t *>(arg), 100); }
+
+struct ThreadResult {
+  std::uint64_t ops = 0;
+  std::uint64_t wall_ns = 0;
+  std::uint64_t cpu_ns = 0;
+};
+
+struct ScalingSetup {
+  callout_domain_t *d;
+  static constexpr std::size_t kPerThread = 4096;
+  // pool[t] holds thread t's callouts; with `mix`, odd ones are homed on
+  // the other CPU.
+  std::unique_ptr<callout_t[]> pool[2][2];  // [thread][0: own CPU, 1: other CPU]
+  std::vector<std::uint32_t> ticks;
+};
+
+ThreadResult scaling_thread(ScalingSetup &s, int t, bool mix, std::uint64_t ops, std::atomic<int> &ready,
+                            std::atomic<bool> &go) {
+  bench::pin_to_cpu(t);
+  ready.fetch_add(1);
+  while (!go.load(std::memory_order_acquire)) {
+  }
+  callout_t *own = s.pool[t][0].get();
+  callout_t *other = s.pool[t][1].get();
+  const std::uint32_t *ticks = s.ticks.data();
+  const std::size_t mask = ScalingSetup::kPerThread - 1;
+  const std::uint64_t w0 = bench::mono_ns();
+  const std::uint64_t c0 = bench::thread_cpu_ns();
+  for (std::uint64_t k = 0; k < ops; ++k) {
+    callout_t *c = (mix && (k & 1)) ? &other[k & mask] : &own[k & mask];
+    callout_reset(c, static_cast<int>(ticks[k & 65535]), noop, nullptr);
+    callout_stop(c);
+  }
+  ThreadResult r;
+  r.ops = ops;
+  r.cpu_ns = bench::thread_cpu_ns() - c0;
+  r.wall_ns = bench::mono_ns() - w0;
+  return r;
+}
+
+// Runs `threads` threads (1 or 2) for `ops` reset+stop pairs each.
+// Returns {wall ops/s, CPU-normalised ops/s}.
+std::pair<double, double> scaling_run(ScalingSetup &s, int threads, bool mix, std::uint64_t ops) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  ThreadResult res[2];
+  std::vector<std::thread> th;
+  for (int t = 0; t < threads; ++t)
+    th.emplace_back([&, t] { res[t] = scaling_thread(s, t, mix, ops, ready, go); });
+  while (ready.load() < threads) {
+  }
+  go.store(true, std::memory_order_release);
+  for (auto &x : th) x.join();
+  std::uint64_t wall = 0;
+  double per_cpu = 0;
+  std::uint64_t total = 0;
+  for (int t = 0; t < threads; ++t) {
+    wall = std::max(wall, res[t].wall_ns);
+    per_cpu += static_cast<double>(res[t].ops) / (static_cast<double>(res[t].cpu_ns) * 1e-9);
+    total += res[t].ops;
+  }
+  return {static_cast<double>(total) / (static_cast<double>(wall) * 1e-9), per_cpu};
+}
+
+int cmd_scaling() {
+  const std::uint64_t ops = opt_u64("ops", 4'000'000);
+  const int reps = static_cast<int>(opt_u64("reps", 5));
+  ScalingSetup s;
+  s.d = make_domain(CALLOUT_CLOCK_MONOTONIC, 2);
+  bench::SplitMix64 rng(42);
+  s.ticks.resize(65536);
+  for (auto &x : s.ticks) x = rng.range(1000, 10000);
+  for (int t = 0; t < 2; ++t)
+    for (int o = 0; o < 2; ++o) {
+      s.pool[t][o].reset(new callout_t[ScalingSetup::kPerThread]);
+      for (std::size_t i = 0; i < ScalingSetup::kPerThread; ++i) {
+        callout_init_domain(&s.pool[t][o][i], CALLOUT_MPSAFE, s.d);
+        callout_bind(&s.pool[t][o][i], static_cast<unsigned>(o == 0 ? t : 1 - t));
+      }
+    }
+
+  // Reset+stop with nothing else pending on the CPU: every reset is earlier
+  // than the (absent) next wake-up and must kick the softclock.
+  double empty_ns;
+  {
+    bench::pin_to_cpu(0);
+    callout_t *c = &s.pool[0][0][0];
+    const std::uint64_t k = std::min<std::uint64_t>(ops / 20, 100'000);
+    const std::uint64_t c0 = bench::process_cpu_ns();
+    for (std::uint64_t i = 0; i < k; ++i) {
+      callout_reset(c, 1000, noop, nullptr);
+      callout_stop(c);
+    }
+    empty_ns = static_cast<double>(bench::process_cpu_ns() - c0) / static_cast<double>(k);
+  }
+
+  callout_t sent[2];
+  for (unsigned t = 0; t < 2; ++t) {
+    callout_init_domain(&sent[t], CALLOUT_MPSAFE, s.d);
+    callout_bind(&sent[t], t);
+    callout_reset(&sent[t], 100, sentinel, &sent[t]);
+  }
+  bench::sleep_ns(200'000'000);
+
+  std::vector<double> one_w, two_w, mix_w, one_c, two_c, mix_c;
+  for (int r = 0; r < reps; ++r) {
+    auto a = scaling_run(s, 1, false, ops);
+    auto b = scaling_run(s, 2, false, ops);
+    auto c = scaling_run(s, 2, true, ops);
+    one_w.push_back(a.first);
+    one_c.push_back(a.second);
+    two_w.push_back(b.first);
+    two_c.push_back(b.second);
+    mix_w.push_back(c.first);
+    mix_c.push_back(c.second);
+  }
+  // The same with a single reset+stop pair but a sentinel present: what the
+  // empty-CPU case above is compared with.
+  double busy_ns;
+  {
+    bench::pin_to_cpu(0);
+    callout_t *c = &s.pool[0][0][0];
+    const std::uint64_t k = std::min<std::uint64_t>(ops / 20, 100'000);
+    const std::uint64_t c0 = bench::process_cpu_ns();
+    for (std::uint64_t i = 0; i < k; ++i) {
+      callout_reset(c, 1000, noop, nullptr);
+      callout_stop(c);
+    }
+    busy_ns = static_cast<double>(bench::process_cpu_ns() - c0) / static_cast<double>(k);
+  }
+  for (unsigned t = 0; t < 2; ++t) {
+    callout_halt(&sent[t], nullptr);
+    callout_destroy(&sent[t]);
+  }
+
+  const double m1w = bench::median(one_w), m2w = bench::median(two_w), mmw = bench::median(mix_w);
+  const double m1c = bench::median(one_c), m2c = bench::median(two_c), mmc = bench::median(mix_c);
+  std::printf(
+      "{\"ops_per_thread\":%llu,\"reps\":%d,\"loadavg\":\"%s\","
+      "\"one_thread_ops_s\":%.0f,\"two_threads_ops_s\":%.0f,\"mix_ops_s\":%.0f,"
+      "\"two_over_one\":%.3f,\"mix_over_one\":%.3f,"
+      "\"one_thread_ops_cpu_s\":%.0f,\"two_threads_ops_cpu_s\":%.0f,\"mix_ops_cpu_s\":%.0f,"
+      "\"two_over_one_cpu\":%.3f,\"mix_over_one_cpu\":%.3f,"
+      "\"empty_cpu_reset_stop_ns\":%.1f,\"busy_cpu_reset_stop_ns\":%.1f}\n",
+      static_cast<unsigned long long>(ops), reps, loadavg().c_str(), m1w, m2w, mmw, m2w / m1w, mmw / m1w, m1c, m2c,
+      mmc, m2c / m1c, mmc / m1c, empty_ns, busy_ns);
+  return 0;
+}
+
+// ---- lateness --------------------------------------------------------------
+
+struct TaskStat {
+  std::uint64_t run_ns = 0, wait_ns = 0, slices = 0, csw = 0;
+};
+std::map<int, TaskStat> softclock_stats();
+
+// The kernel's CPU pressure counter (/proc/pressure/cpu, "some total", µs):
+// how long at least one task waited for a CPU.  0 if unavailable.
+std::uint64_t cpu_pressure_us() {
+  std::ifstream f("/proc/pressure/cpu");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("some", 0) != 0) continue;
+    const std::size_t at = line.find("total=");
+    if (at != std::string::npos) return std::stoull(line.substr(at + 6));
+  }
+  return 0;
+}
+
+struct LateSlot {
+  std::uint64_t ran_ns;
+};
+void record(void *arg) { static_cast<LateSlot *>(arg)->ran_ns = bench::mono_ns(); }
+
+// The CLOCK_MONOTONIC instant at which tick 0 of d began.  Watch for the
+// tick to change: the new tick began between the clock read before the last
+// tick read that saw the old value and the clock read after the first that
+// sees the new one.  Of several rounds keep the narrowest such window (a
+// round in which we were preempted has a wide one).
+double tick_origin_ns(callout_domain_t *d) {
+  const double ns_per_tick = 1e9 / callout_domain_hz(d);
+  double best = 0, best_width = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::uint64_t before_old = bench::mono_ns();
+    const std::uint64_t k0 = callout_domain_ticks(d);
+    for (;;) {
+      const std::uint64_t t_before = bench::mono_ns();
+      const std::uint64_t k = callout_domain_ticks(d);
+      const std::uint64_t t_after = bench::mono_ns();
+      if (k != k0) {
+        const double width = static_cast<double>(t_after - before_old);
+        const double boundary = (static_cast<double>(before_old) + static_cast<double>(t_after)) / 2;
+        if (round == 0 || width < best_width) {
+          best_width = width;
+          best = boundary - static_cast<double>(k) * ns_per_tick;
+        }
+        break;
+      }
+      before_old = t_before;
+    }
+  }
+  return best;
+}
+
+struct Quantiles {
+  double p50, p99, p999, max, min;
+};
+Quantiles quantiles(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {bench::quantile_sorted(v, 0.50), bench::quantile_sorted(v, 0.99), bench::quantile_sorted(v, 0.999),
+          v.empty() ? 0 : v.back(), v.empty() ? 0 : v.front()};
+}
+
+// Sets the nice value of this process's softclock threads ("callout/N"), or
+// with fifo > 0 puts them in SCHED_FIFO at that priority.
+int renice_softclocks(int nice, int fifo) {
+  int done = 0;
+  DIR *dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 0;
+  while (dirent *e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("callout/", 0) != 0) continue;
+    const int tid = std::atoi(e->d_name);
+    if (fifo > 0) {
+      sched_param sp{};
+      sp.sched_priority = fifo;
+      if (sched_setscheduler(tid, SCHED_FIFO, &sp) == 0) ++done;
+    } else if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0) {
+      ++done;
+    }
+  }
+  closedir(dir);
+  return done;
+}
+
+int cmd_lateness() {
+  const std::uint64_t count = opt_u64("count", 100'000);
+  const std::uint64_t seconds = opt_u64("seconds", 10);
+  const int nice = static_cast<int>(static_cast<std::int64_t>(opt_u64("nice", 0)));
+  const int fifo = static_cast<int>(opt_u64("fifo", 0));
+  const std::string load0 = loadavg();
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC, 0);
+  // --nice N: what a higher scheduling priority of the softclock threads
+  // (set from outside: the library has no such option) does on a busy
+  // machine.
+  int reniced = 0;
+  if (nice != 0 || fifo != 0) reniced = renice_softclocks(nice, fifo);
+  const unsigned hz = callout_domain_hz(d);
+  const double origin = tick_origin_ns(d);
+  std::unique_ptr<callout_t[]> c(new callout_t[count]);
+  std::vector<LateSlot> slot(count);
+  std::vector<std::uint64_t> due(count);
+  bench::SplitMix64 rng(42);
+  for (std::uint64_t i = 0; i < count; ++i) callout_init_domain(&c[i], CALLOUT_MPSAFE, d);
+  const std::uint32_t span = static_cast<std::uint32_t>(seconds * hz);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint32_t delta = rng.range(1, span);
+    for (;;) {
+      const std::uint64_t before = callout_domain_ticks(d);
+      callout_reset(&c[i], static_cast<int>(delta), record, &slot[i]);
+      if (callout_domain_ticks(d) == before) {
+        due[i] = before + delta;
+        break;
+      }
+    }
+  }
+  const auto st0 = softclock_stats();
+  const std::uint64_t psi0 = cpu_pressure_us(), wall0 = bench::mono_ns();
+  bench::sleep_ns((seconds + 1) * 1'000'000'000ull);
+  const auto st1 = softclock_stats();
+  const std::uint64_t psi1 = cpu_pressure_us(), wall1 = bench::mono_ns();
+  // Where lateness comes from: how long the softclock threads, once woken,
+  // waited for a CPU (run-queue wait, /proc/<tid>/schedstat).
+  std::uint64_t wakeups = 0, rq_wait_ns = 0;
+  for (auto &[tid, b] : st1) {
+    auto it = st0.find(tid);
+    if (it == st0.end()) continue;
+    wakeups += b.slices - it->second.slices;
+    rq_wait_ns += b.wait_ns - it->second.wait_ns;
+  }
+  const double psi_share = static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(wall1 - wall0);
+  std::vector<double> late;
+  std::uint64_t missing = 0;
+  const double ns_per_tick = 1e9 / hz;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (slot[i].ran_ns == 0) {
+      ++missing;
+      continue;
+    }
+    late.push_back(static_cast<double>(slot[i].ran_ns) - (origin + static_cast<double>(due[i]) * ns_per_tick));
+  }
+  if (auto it = g_opt.find("dump"); it != g_opt.end()) {
+    // --dump FILE: one line per callout: due tick, lateness in ns, CPU.
+    std::ofstream f(it->second);
+    for (std::uint64_t i = 0; i < count; ++i)
+      f << due[i] << ' '
+        << (slot[i].ran_ns ? static_cast<double>(slot[i].ran_ns) - (origin + static_cast<double>(due[i]) * ns_per_tick)
+                           : -1.0)
+        << '\n';
+  }
+  const Quantiles q = quantiles(late);
+  std::printf(
+      "{\"count\":%llu,\"seconds\":%llu,\"hz\":%u,\"ncpu\":%u,\"nice\":%d,\"fifo\":%d,\"reniced\":%d,\"missing\":%llu,"
+      "\"loadavg_before\":\"%s\","
+      "\"loadavg_after\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,\"min_us\":%.2f,"
+      "\"softclock_wakeups\":%llu,\"runqueue_wait_us_per_wakeup\":%.2f,\"cpu_pressure_share\":%.3f}\n",
+      static_cast<unsigned long long>(count), static_cast<unsigned long long>(seconds), hz, callout_domain_ncpu(d),
+      nice, fifo, reniced, static_cast<unsigned long long>(missing), load0.c_str(), loadavg().c_str(), q.p50 / 1e3, q.p99 / 1e3,
+      q.p999 / 1e3, q.max / 1e3, q.min / 1e3, static_cast<unsigned long long>(wakeups),
+      wakeups ? static_cast<double>(rq_wait_ns) / 1e3 / static_cast<double>(wakeups) : 0.0, psi_share);
+  return 0;
+}
+
+// ---- cvwait ------------------------------------------------------------------
+
+Quantiles cv_lateness(std::uint64_t count, bool tight_slack) {
+  Quantiles q{};
+  std::thread th([&] {
+    if (tight_slack) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_t cv;
+    pthread_cond_init(&cv, &ca);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    bench::SplitMix64 rng(7);
+    std::vector<double> late;
+    pthread_mutex_lock(&mu);
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::uint64_t deadline = bench::mono_ns() + rng.range(500'000, 1'500'000);
+      const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u), static_cast<long>(deadline % 1'000'000'000u)};
+      while (pthread_cond_timedwait(&cv, &mu, &ts) == 0) {
+      }
+      late.push_back(static_cast<double>(bench::mono_ns()) - static_cast<double>(deadline));
+    }
+    pthread_mutex_unlock(&mu);
+    q = quantiles(late);
+  });
+  th.join();
+  return q;
+}
+
+int cmd_cvwait() {
+  const std::uint64_t count = opt_u64("count", 2000);
+  const Quantiles def = cv_lateness(count, false);
+  const Quantiles tight = cv_lateness(count, true);
+  std::printf(
+      "{\"count\":%llu,\"loadavg\":\"%s\",\"default_slack\":{\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f},"
+      "\"slack_1ns\":{\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}}\n",
+      static_cast<unsigned long long>(count), loadavg().c_str(), def.p50 / 1e3, def.p99 / 1e3, def.max / 1e3,
+      tight.p50 / 1e3, tight.p99 / 1e3, tight.max / 1e3);
+  return 0;
+}
+
+// ---- idle ----------------------------------------------------------------------
+
+// The softclock threads of this process ("callout/N"), by thread id.
+std::map<int, TaskStat> softclock_stats() {
+  std::map<int, TaskStat> out;
+  DIR *dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent *e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = std::string("/proc/self/task/") + e->d_name;
+    std::ifstream comm(base + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("callout/", 0) != 0) continue;
+    TaskStat s;
+    std::ifstream sched(base + "/schedstat");
+    sched >> s.run_ns >> s.wait_ns >> s.slices;
+    std::ifstream status(base + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        s.csw += std::stoull(line.substr(line.find(':') + 1));
+    }
+    out[std::atoi(e->d_name)] = s;
+  }
+  closedir(dir);
+  return out;
+}
+
+// Sum over the threads of after - before: {wake-ups (times scheduled), CPU ns}.
+std::pair<std::uint64_t, std::uint64_t> delta(const std::map<int, TaskStat> &a, const std::map<int, TaskStat> &b) {
+  std::uint64_t wakes = 0, ns = 0;
+  for (auto &[tid, s] : b) {
+    auto it = a.find(tid);
+    if (it == a.end()) continue;
+    wakes += s.slices - it->second.slices;
+    ns += s.run_ns - it->second.run_ns;
+  }
+  return {wakes, ns};
+}
+
+int cmd_idle() {
+  const std::uint64_t seconds = opt_u64("seconds", 10);
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC, 0);
+  bench::sleep_ns(200'000'000);  // let the threads start and go to sleep
+  const auto s0 = softclock_stats();
+  bench::sleep_ns(seconds * 1'000'000'000ull);
+  const auto s1 = softclock_stats();
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  const auto s2 = softclock_stats();
+  callout_reset(&c, 3600 * static_cast<int>(callout_domain_hz(d)), noop, nullptr);
+  bench::sleep_ns(100'000'000);
+  const auto s3 = softclock_stats();
+  bench::sleep_ns(seconds * 1'000'000'000ull);
+  const auto s4 = softclock_stats();
+  const auto empty = delta(s0, s1);
+  const auto arming = delta(s2, s3);
+  const auto far = delta(s3, s4);
+  callout_stop(&c);
+  callout_destroy(&c);
+  std::printf(
+      "{\"seconds\":%llu,\"threads\":%zu,\"empty_wakeups\":%llu,\"empty_cpu_us\":%.1f,"
+      "\"arm_wakeups\":%llu,\"far_wakeups\":%llu,\"far_cpu_us\":%.1f}\n",
+      static_cast<unsigned long long>(seconds), s0.size(), static_cast<unsigned long long>(empty.first),
+      static_cast<double>(empty.second) / 1e3, static_cast<unsigned long long>(arming.first),
+      static_cast<unsigned long long>(far.first), static_cast<double>(far.second) / 1e3);
+  return callout_domain_destroy(d) == 0 ? 0 : 1;
+}
+
+// ---- memory ----------------------------------------------------------------------
+
+std::uint64_t status_kb(const char *field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::size_t len = std::strlen(field);
+  while (std::getline(f, line))
+    if (line.compare(0, len, field) == 0) return std::stoull(line.substr(len + 1));
+  return 0;
+}
+
+int cmd_memory() {
+  namespace al = bench::alloc;
+  constexpr std::size_t n = 10'000;
+  std::unique_ptr<callout_t[]> c(new callout_t[n]);
+  auto per_op = [&](const al::Snapshot &a, const al::Snapshot &b, double ops) {
+    return static_cast<double>(b.allocs - a.allocs) / ops;
+  };
+  std::ostringstream js;
+
+  // Operations on a manual domain (fire included) and a monotonic one.
+  for (int kind = 0; kind < 2; ++kind) {
+    callout_domain_t *d = make_domain(kind == 0 ? CALLOUT_CLOCK_MANUAL : CALLOUT_CLOCK_MONOTONIC, 1);
+    al::enable(true);
+    const al::Snapshot s0 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_init_domain(&c[i], CALLOUT_MPSAFE, d);
+    const al::Snapshot s1 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_reset(&c[i], 50 + static_cast<int>(i % 50), noop, nullptr);
+    const al::Snapshot s2 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_reset(&c[i], 5000 + static_cast<int>(i % 5000), noop, nullptr);
+    const al::Snapshot s3 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_stop(&c[i]);
+    const al::Snapshot s4 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_reset(&c[i], 1 + static_cast<int>(i % 100), noop, nullptr);
+    if (kind == 0)
+      callout_domain_advance(d, 100);
+    else
+      bench::sleep_ns(300'000'000);
+    const al::Snapshot s5 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_halt(&c[i], nullptr);
+    const al::Snapshot s6 = al::snapshot();
+    for (std::size_t i = 0; i < n; ++i) callout_destroy(&c[i]);
+    const al::Snapshot s7 = al::snapshot();
+    al::enable(false);
+    js << (kind == 0 ? "\"manual\":" : ",\"monotonic\":") << "{\"init\":" << per_op(s0, s1, n)
+       << ",\"reset\":" << per_op(s1, s2, n) << ",\"reset_pending\":" << per_op(s2, s3, n)
+       << ",\"stop\":" << per_op(s3, s4, n) << ",\"reset_and_fire\":" << per_op(s4, s5, n)
+       << ",\"halt\":" << per_op(s5, s6, n) << ",\"destroy\":" << per_op(s6, s7, n) << "}";
+    callout_domain_destroy(d);
+  }
+
+  // Domain overhead: heap bytes, resident and virtual memory for 1 and 9
+  // CPUs (threads started and asleep).
+  auto domain_cost = [&](unsigned ncpu) {
+    al::enable(true);
+    const al::Snapshot a = al::snapshot();
+    const std::uint64_t rss0 = status_kb("VmRSS:"), vm0 = status_kb("VmSize:");
+    callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC, ncpu);
+    bench::sleep_ns(100'000'000);
+    const al::Snapshot b = al::snapshot();
+    const std::uint64_t rss1 = status_kb("VmRSS:"), vm1 = status_kb("VmSize:");
+    al::enable(false);
+    callout_domain_destroy(d);
+    struct Cost {
+      double heap, rss_kb, vm_kb;
+    };
+    return Cost{static_cast<double>(b.live - a.live), static_cast<double>(rss1) - static_cast<double>(rss0),
+                static_cast<double>(vm1) - static_cast<double>(vm0)};
+  };
+  domain_cost(1);  // warm up the allocator and the thread-stack cache
+  const auto one = domain_cost(1);
+  const auto nine = domain_cost(9);
+  const double cpu_heap = (nine.heap - one.heap) / 8, cpu_rss = (nine.rss_kb - one.rss_kb) / 8,
+               cpu_vm = (nine.vm_kb - one.vm_kb) / 8;
+  js << ",\"sizeof_callout_t\":" << sizeof(callout_t) << ",\"per_cpu_heap_bytes\":" << cpu_heap
+     << ",\"per_cpu_rss_kb\":" << cpu_rss << ",\"per_cpu_virtual_kb\":" << cpu_vm
+     << ",\"domain_1cpu_heap_bytes\":" << one.heap;
+  std::printf("{%s}\n", js.str().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: callout-mono-bench scaling|lateness|cvwait|idle|memory [--key value]...\n");
+    return 2;
+  }
+  for (int i = 2; i + 1 < argc; i += 2) g_opt[std::string(argv[i]).substr(2)] = argv[i + 1];
+  const std::string cmd = argv[1];
+  if (cmd == "scaling") return cmd_scaling();
+  if (cmd == "lateness") return cmd_lateness();
+  if (cmd == "cvwait") return cmd_cvwait();
+  if (cmd == "idle") return cmd_idle();
+  if (cmd == "memory") return cmd_memory();
+  std::fprintf(stderr, "unknown subcommand %s\n", cmd.c_str());
+  return 2;
+}
