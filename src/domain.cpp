@@ -376,11 +376,13 @@ bool run_step(callout_domain *d) {
     Cpu *cpu = &d->cpus[i];
     cpu->lock.lock();
     const bool due = cpu->wheel.has_expired();
+    // A softclock still awake from the previous step may already have
+    // popped this step's callout: its list is empty but it is running one
+    // of this tick's handlers, which must finish before the next tick.
+    const bool busy = due || cpu->running != nullptr;
     cpu->lock.unlock();
-    if (due) {
-      any = true;
-      cpu->kick.wake_all();
-    }
+    if (busy) any = true;
+    if (due) cpu->kick.wake_all();
   }
   if (!any) return false;
   for (unsigned i = 0; i < d->ncpu; ++i) {
