@@ -836,6 +836,10 @@ int main(int argc, char **argv) {
   if (tot.early) std::printf("  ERROR: %s handlers ran before their due tick\n", grouped(tot.early).c_str());
 
   short_dump(12);
+  // The callout-stat view: the library's own per-CPU counters and its
+  // lateness histogram (callout_domain_print_stats).
+  std::printf("\nLibrary counters (callout_domain_print_stats, the \"callout-stat\" view):\n");
+  callout_domain_print_stats(dom, stdout);
 
   // Close everything (halt + destroy), then the domain if it is ours.
   WorkerCounters closing;

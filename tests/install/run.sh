@@ -200,6 +200,17 @@ if [[ -f "$prefix/include/callout/callout.hpp" ]]; then
   done
 fi
 
+step "(f) USDT probes in the installed library"
+if [[ "${CALLOUT_HAVE_SDT:-}" == 1 ]]; then
+  if "$src/tests/abi/check_symbols.sh" "$so" sdt; then
+    echo "probes and exported symbols of the installed $so: ok"
+  else
+    fail "installed library: missing probes or stray exported symbols"
+  fi
+else
+  echo "skipped: built without <sys/sdt.h> (install systemtap-sdt-dev)"
+fi
+
 echo
 if ((failures > 0)); then
   echo "install_package: $failures check(s) failed"
