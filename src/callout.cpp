@@ -51,7 +51,7 @@ bool stop_locked(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
   const std::uint32_t f = c->flags.load(std::memory_order_relaxed);
   if (f & kPending) {
     cpu->wheel.remove(&c->node);
-    CALLOUT_STAT(++cpu->stats.stopped);
+    CALLOUT_STAT(++cpu->n_stopped);
   }
   if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
   c->flags.store(f & ~(kPending | kFired), std::memory_order_release);
@@ -86,7 +86,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   Cpu *home = cpu;
   if (f & kPending) {
     cpu->wheel.reschedule(&c->node, due);
-    CALLOUT_STAT(++cpu->stats.rescheduled);
+    CALLOUT_STAT(++cpu->n_rescheduled);
   } else {
     Cpu *here = current_cpu();
     if (here != nullptr && here != cpu && here->domain == cpu->domain && (f & kBound) == 0 &&
@@ -99,7 +99,7 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
       home = here;
     }
     home->wheel.insert(&c->node, due);
-    CALLOUT_STAT(++home->stats.scheduled);
+    CALLOUT_STAT(++home->n_scheduled);
     f |= kPending;
   }
   c->flags.store(f, std::memory_order_release);

@@ -55,10 +55,11 @@ extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
 
 namespace {
 
-void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending) {
-  out->scheduled += st.scheduled;
-  out->rescheduled += st.rescheduled;
-  out->stopped += st.stopped;
+void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending, std::uint64_t scheduled,
+               std::uint64_t rescheduled, std::uint64_t stopped) {
+  out->scheduled += scheduled;
+  out->rescheduled += rescheduled;
+  out->stopped += stopped;
   out->fired += st.fired;
   out->fired_late += st.fired_late;
   if (st.late_max_ticks > out->late_max_ticks) out->late_max_ticks = st.late_max_ticks;
@@ -95,8 +96,9 @@ extern "C" int callout_domain_stats(callout_domain_t *d, int cpu, struct callout
     c->lock.lock();
     const CpuStats st = c->stats;
     const std::uint64_t pending = c->wheel.size();
+    const std::uint64_t scheduled = c->n_scheduled, rescheduled = c->n_rescheduled, stopped = c->n_stopped;
     c->lock.unlock();
-    add_stats(out, st, pending);
+    add_stats(out, st, pending, scheduled, rescheduled, stopped);
   }
   return 0;
 }
