@@ -160,7 +160,9 @@ TEST(Durations, NeverFiresEarlyOnTheMonotonicClock) {
     });
     ASSERT_TRUE(wait_until([&] { return ran.load(); }));
     EXPECT_GE(fired - start, dur) << "iteration " << i;
-    EXPECT_LT(fired - start, dur + 10ms + 500ms) << "iteration " << i;  // + 1 tick + slack
+    // Only a sanity bound: the property is "never early".  A loaded CI
+    // machine (load 7 on 2 cores) once delayed a wake-up by 577 ms.
+    EXPECT_LT(fired - start, dur + 10ms + 5s) << "iteration " << i;
   }
 }
 
