@@ -125,15 +125,26 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   if (kick) home->kick.wake_all();
 }
 
-// callout_halt and callout_shutdown_sync.
-bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
+// The opening of every halt (sync, async, shutdown_sync): lock c's CPU, stop
+// c (marking it shut down first if asked), count the halt.  Returns the CPU,
+// still locked; *elsewhere says whether another thread is dispatching c or
+// running its handler.
+Cpu *halt_begin(CalloutImpl *ci, bool shutdown, bool *elsewhere) NO_THREAD_SAFETY_ANALYSIS {
   Cpu *cpu = lock_callout(ci);
-  cpu->lock.assert_held();
   stop_locked(cpu, ci);
   if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
   CALLOUT_STAT(++cpu->stats.halts);
+  *elsewhere = running_elsewhere(cpu, ci);
+  return cpu;
+}
+
+// callout_halt and callout_shutdown_sync.
+bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
+  bool elsewhere;
+  Cpu *cpu = halt_begin(ci, shutdown, &elsewhere);
+  cpu->lock.assert_held();
   CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
-  if (!running_elsewhere(cpu, ci)) {
+  if (!elsewhere) {
     CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, false);
     cpu->lock.unlock();
     return false;
@@ -385,11 +396,10 @@ extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
 extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg) {
   CalloutImpl *ci = checked(c, "callout_halt_async");
   if (done == nullptr) misuse("callout_halt_async", c, ci->func, "NULL completion function");
-  Cpu *cpu = lock_callout(ci);
+  bool elsewhere;
+  Cpu *cpu = halt_begin(ci, false, &elsewhere);
   cpu->lock.assert_held();
-  stop_locked(cpu, ci);
-  CALLOUT_STAT(++cpu->stats.halts);
-  if (!running_elsewhere(cpu, ci)) {
+  if (!elsewhere) {
     cpu->lock.unlock();
     return false;
   }

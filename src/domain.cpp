@@ -156,8 +156,6 @@ void unregister_domain(callout_domain *d) {
 }
 constexpr unsigned kMaxHz = 1'000'000;
 
-void unregister_domain(callout_domain *d);
-
 // Stops and joins the softclock threads that were started, frees d.
 void teardown(callout_domain *d) {
   unregister_domain(d);
