@@ -26,6 +26,9 @@
 //   callout_stop / callout_halt   timer::stop() / timer::halt([lock])
 //   callout_init_mtx              timer{std::mutex&, ...}
 //   callout_bind                  timer::bind(cpu)
+//   callout_reset_window          timer::reset_window(duration, slack, callable)
+//   callout_halt_async            timer::halt_async(done)
+//   callout_shutdown[_sync]       timer::shutdown() / timer::shutdown_sync([lock])
 //   predicates, callout_ack       timer::pending() ... timer::ack()
 //
 // ---- Durations --------------------------------------------------------------
@@ -169,6 +172,25 @@ int to_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) {
     }
   }
   return static_cast<int>(whole + 1);
+}
+
+// The slack of a precision window (timer::reset_window) in ticks: the
+// duration rounded DOWN to whole ticks (the handler may run up to that many
+// ticks after its due tick, never later than the caller allowed), 0 for a
+// duration <= 0, at most INT_MAX.
+template <class Rep, class Period>
+int to_slack_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) noexcept {
+  if constexpr (std::chrono::treat_as_floating_point<Rep>::value) {
+    const long double t = std::floor(static_cast<long double>(d.count()) * Period::num * hz / Period::den);
+    if (!(t > 0)) return 0;  // also NaN
+    return t >= static_cast<long double>(INT_MAX) ? INT_MAX : static_cast<int>(t);
+  } else {
+    if (d.count() <= 0) return 0;
+    using u128 = detail::u128;
+    const u128 t = static_cast<u128>(static_cast<unsigned long long>(d.count())) * static_cast<u128>(Period::num) *
+                   static_cast<u128>(hz) / static_cast<u128>(Period::den);
+    return t >= static_cast<u128>(INT_MAX) ? INT_MAX : static_cast<int>(t);
+  }
 }
 
 // ============================================================================
@@ -382,7 +404,7 @@ class spin_lock {
 // Called inside a catch block in the trampoline: says which timer's handler
 // threw what, then std::terminate().
 [[noreturn]] inline void handler_threw(const void *t, const char *name, const callable_ops *ops) noexcept {
-  const char *pretty = ops->pretty();
+  const char *pretty = ops != nullptr ? ops->pretty() : "";
   const char *type = std::strstr(pretty, "F = ");
   int type_len = 0;
   if (type != nullptr) {
@@ -409,6 +431,28 @@ class spin_lock {
   std::fflush(stderr);
   std::terminate();
 }
+
+// A timer::halt_async completion, on the heap: call() runs it once and
+// frees it (the timer itself may be gone by then).
+template <class Fn>
+struct completion {
+  template <class F>
+  explicit completion(F &&f) : fn(std::forward<F>(f)) {}
+  static void call(void *arg) noexcept {
+    completion *c = static_cast<completion *>(arg);
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    try {
+      c->fn();
+    } catch (...) {
+      handler_threw(nullptr, "(halt_async completion)", nullptr);
+    }
+#else
+    c->fn();
+#endif
+    delete c;
+  }
+  Fn fn;
+};
 
 }  // namespace detail
 
@@ -465,32 +509,23 @@ class timer {
   // it can be, else as f().  Clears expired() and invoking().
   template <class Rep, class Period, class F>
   void reset(std::chrono::duration<Rep, Period> d, F &&f) {
-    using Fn = std::decay_t<F>;
-    static_assert(std::is_invocable_v<Fn &, timer &> || std::is_invocable_v<Fn &>,
-                  "a timer handler must be callable as f(timer&) or f()");
-    static_assert(std::is_constructible_v<Fn, F>, "the handler must be constructible from the argument");
-    const int ticks = to_ticks(d, hz_);
-    std::lock_guard<detail::spin_lock> lk(lock_);
-    // Which slot can take f?  The current one, unless an invocation of its
-    // callable may be in flight (then the other one, which is then free:
-    // invocations of a callout are serialised, so an arming of the current
-    // slot having been dispatched means every older invocation returned).
-    const bool fired = callout_stop(&c_);
-    const int j = (fired || cur_fired_) ? 1 - cur_ : cur_;
-    if (ops_[j] != nullptr) {
-      ops_[j]->destroy(buf_[j]);
-      ops_[j] = nullptr;
-    }
-    if (j != cur_) {
-      cur_ = j;
-      cur_fired_ = false;
-    }
-    emplace<Fn>(j, std::forward<F>(f));  // may throw: the timer stays stopped
-    callout_reset(&c_, ticks, j == 0 ? &trampoline<0> : &trampoline<1>, this);
+    arm(to_ticks(d, hz_), -1, std::forward<F>(f));
+  }
+
+  // callout_reset_window: as reset(), but the handler may run at any tick
+  // of the window [due, due + slack] (due as for reset(d, f); slack rounded
+  // DOWN to whole ticks, see to_slack_ticks), never outside it.  The
+  // library picks a tick it can share with other timers, so the domain
+  // wakes up less often: give timers that need not be punctual (idle and
+  // keepalive timeouts) a slack of a few percent of their duration.
+  template <class Rep, class Period, class Rep2, class Period2, class F>
+  void reset_window(std::chrono::duration<Rep, Period> d, std::chrono::duration<Rep2, Period2> slack, F &&f) {
+    arm(to_ticks(d, hz_), to_slack_ticks(slack, hz_), std::forward<F>(f));
   }
 
   // Re-arms the timer with the callable of the last reset(); misuse (abort)
-  // if there is none.  Clears expired() and invoking().
+  // if there is none.  Clears expired() and invoking().  Ignored after
+  // shutdown() and while a halt_async() completion is pending.
   template <class Rep, class Period>
   void schedule(std::chrono::duration<Rep, Period> d) {
     const int ticks = to_ticks(d, hz_);
@@ -516,13 +551,57 @@ class timer {
   // handler; a re-arm made by the handler meanwhile is undone.  Returns
   // true iff it had to wait.  From the timer's own handler it does not
   // wait.  May sleep.
-  bool halt() noexcept { return halt_with(nullptr); }
+  bool halt() noexcept { return halt_with(nullptr, false); }
   // The same with an interlock: `lk` (owning its mutex) is released while
   // waiting and re-acquired before return -- needed when the handler takes
   // that mutex, in particular for a timer associated with it.
   bool halt(std::unique_lock<std::mutex> &lk) noexcept {
     if (!lk.owns_lock()) detail::die("halt", this, name_, "the interlock is not held");
-    return halt_with(lk.mutex()->native_handle());
+    return halt_with(lk.mutex()->native_handle(), false);
+  }
+
+  // callout_halt_async: halt() for threads that must not block (an event
+  // loop, another handler).  Stops the timer.  If another thread is still
+  // dispatching it or running its handler, returns true, and done() is
+  // called exactly once, on that softclock thread, once nothing uses the
+  // timer any more; until then reset() and schedule() are ignored.  done()
+  // may destroy the timer (delete it, erase it from its container): that
+  // is what it is for.  Otherwise returns false and done is never called:
+  // the timer may be destroyed at once.  From the timer's own handler it
+  // returns false.  `done` (any callable as done()) is moved to the heap:
+  // one allocation per call; std::bad_alloc leaves the timer untouched.
+  // At most 8 completions may be pending on one timer (misuse beyond).
+  template <class F>
+  bool halt_async(F &&done) {
+    using Fn = std::decay_t<F>;
+    static_assert(std::is_invocable_v<Fn &>, "a halt_async completion must be callable as done()");
+    auto *holder = new detail::completion<Fn>(std::forward<F>(done));
+    bool waiting;
+    {
+      std::lock_guard<detail::spin_lock> lk(lock_);
+      cur_fired_ = callout_stop(&c_) || cur_fired_;
+      waiting = callout_halt_async(&c_, &detail::completion<Fn>::call, holder);
+    }
+    if (!waiting) delete holder;  // never called: ours to free
+    return waiting;
+  }
+
+  // callout_shutdown: stop(), and from now on every reset(), reset_window()
+  // and schedule() of this timer is ignored (counted as "ignored" in
+  // callout_domain_stats): teardown cannot be undone by a racing re-arm,
+  // e.g. by the timer's own handler.  Never blocks.  A timer cannot be
+  // brought back; the destructor works as always.
+  void shutdown() noexcept {
+    std::lock_guard<detail::spin_lock> lk(lock_);
+    cur_fired_ = callout_stop(&c_) || cur_fired_;
+    callout_shutdown(&c_);
+  }
+  // callout_shutdown_sync: shutdown(), then wait like halt() (same return
+  // value); the handler cannot re-arm the timer meanwhile.
+  bool shutdown_sync() noexcept { return halt_with(nullptr, true); }
+  bool shutdown_sync(std::unique_lock<std::mutex> &lk) noexcept {
+    if (!lk.owns_lock()) detail::die("shutdown_sync", this, name_, "the interlock is not held");
+    return halt_with(lk.mutex()->native_handle(), true);
   }
 
   // callout_bind: the handler runs on CPU `cpu` of the domain from now on.
@@ -546,6 +625,36 @@ class timer {
  private:
   static_assert(std::is_same_v<std::mutex::native_handle_type, pthread_mutex_t *>,
                 "std::mutex must be a pthread mutex for lock-associated timers");
+
+  // reset() (slack < 0) and reset_window().
+  template <class F>
+  void arm(int ticks, int slack, F &&f) {
+    using Fn = std::decay_t<F>;
+    static_assert(std::is_invocable_v<Fn &, timer &> || std::is_invocable_v<Fn &>,
+                  "a timer handler must be callable as f(timer&) or f()");
+    static_assert(std::is_constructible_v<Fn, F>, "the handler must be constructible from the argument");
+    std::lock_guard<detail::spin_lock> lk(lock_);
+    // Which slot can take f?  The current one, unless an invocation of its
+    // callable may be in flight (then the other one, which is then free:
+    // invocations of a callout are serialised, so an arming of the current
+    // slot having been dispatched means every older invocation returned).
+    const bool fired = callout_stop(&c_);
+    const int j = (fired || cur_fired_) ? 1 - cur_ : cur_;
+    if (ops_[j] != nullptr) {
+      ops_[j]->destroy(buf_[j]);
+      ops_[j] = nullptr;
+    }
+    if (j != cur_) {
+      cur_ = j;
+      cur_fired_ = false;
+    }
+    emplace<Fn>(j, std::forward<F>(f));  // may throw: the timer stays stopped
+    callout_func_t tramp = j == 0 ? &trampoline<0> : &trampoline<1>;
+    if (slack < 0)
+      callout_reset(&c_, ticks, tramp, this);
+    else
+      callout_reset_window(&c_, ticks, slack, tramp, this);
+  }
 
   timer(domain_ref d, const char *name, unsigned flags, pthread_mutex_t *mtx)
       : name_(name), dom_(d.native_handle()), hz_(d.hz()) {
@@ -611,7 +720,7 @@ class timer {
 #endif
   }
 
-  bool halt_with(pthread_mutex_t *interlock) noexcept {
+  bool halt_with(pthread_mutex_t *interlock, bool shutdown) noexcept {
     {
       // Remember whether the handler fired before halt clears it: from the
       // handler itself, halt does not wait, and reset() must still keep off
@@ -619,7 +728,7 @@ class timer {
       std::lock_guard<detail::spin_lock> lk(lock_);
       cur_fired_ = callout_stop(&c_) || cur_fired_;
     }
-    return callout_halt(&c_, interlock);
+    return shutdown ? callout_shutdown_sync(&c_, interlock) : callout_halt(&c_, interlock);
   }
 
   callout_t c_;

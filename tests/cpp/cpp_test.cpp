@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -711,6 +712,202 @@ TEST(Timers, HandlerMayDestroyItsTimer) {
   });
   d.advance(2);
   EXPECT_EQ(runs.load(), 1);
+}
+
+// ============================================================================
+// Teardown and precision: halt_async, shutdown, shutdown_sync, reset_window
+// ============================================================================
+
+TEST(HaltAsync, IdleTimerReturnsFalseAndNeverCallsDone) {
+  domain d{manual()};
+  std::atomic<int> done{0};
+  timer t{d, "idle"};
+  t.reset(5ms, [] {});
+  EXPECT_FALSE(t.halt_async([&] { ++done; }));
+  EXPECT_FALSE(t.pending()) << "halt_async stops the timer";
+  d.advance(20);
+  EXPECT_EQ(done.load(), 0);
+}
+
+// The pattern halt_async exists for: an event-loop thread that must not
+// block tears down a timer whose handler is running; done() frees it.
+TEST(HaltAsync, DoneRunsOnceAfterTheHandlerAndMayDeleteTheTimer) {
+  domain d{manual()};
+  Gate gate;
+  std::atomic<bool> started{false}, handler_returned{false};
+  std::atomic<int> done_calls{0};
+  std::atomic<bool> done_after_handler{false};
+  std::atomic<std::thread::id> done_thread{};
+  timer *t = new timer(d, "async");
+  t->reset(1ms, [&](timer &self) {
+    started = true;
+    gate.wait();
+    self.schedule(1ms);  // ignored: a completion is pending
+    handler_returned = true;
+  });
+  std::thread adv([&] { d.advance(2); });
+  ASSERT_TRUE(wait_until([&] { return started.load(); }));
+  const auto caller = std::this_thread::get_id();
+  EXPECT_TRUE(t->halt_async([&, t] {
+    done_after_handler = handler_returned.load();
+    done_thread = std::this_thread::get_id();
+    ++done_calls;
+    delete t;
+  }));
+  // While the completion is pending, a re-arm from here is ignored too.
+  t->reset(1ms, [] { ADD_FAILURE() << "re-armed during halt_async"; });
+  EXPECT_FALSE(t->pending());
+  gate.open = true;
+  adv.join();  // advance returns only once the tick's handlers (and completions) ran
+  ASSERT_TRUE(wait_until([&] { return done_calls.load() == 1; }));
+  EXPECT_TRUE(done_after_handler.load());
+  EXPECT_NE(done_thread.load(), caller) << "done runs on the softclock thread";
+  d.advance(10);
+  EXPECT_EQ(done_calls.load(), 1);
+}
+
+TEST(HaltAsync, FromTheOwnHandlerReturnsFalse) {
+  domain d{manual()};
+  std::atomic<int> result{-1}, done{0};
+  timer t{d};
+  t.reset(1ms, [&](timer &self) { result = self.halt_async([&] { ++done; }) ? 1 : 0; });
+  d.advance(3);
+  EXPECT_EQ(result.load(), 0);
+  EXPECT_EQ(done.load(), 0);
+}
+
+TEST(HaltAsync, TheTimerCanBeArmedAgainAfterDone) {
+  domain d{manual()};
+  Gate gate;
+  std::atomic<bool> started{false};
+  std::atomic<int> runs{0}, done{0};
+  timer t{d, "rearm-after"};
+  t.reset(1ms, [&] {
+    started = true;
+    gate.wait();
+  });
+  std::thread adv([&] { d.advance(2); });
+  ASSERT_TRUE(wait_until([&] { return started.load(); }));
+  EXPECT_TRUE(t.halt_async([&] { ++done; }));
+  gate.open = true;
+  adv.join();
+  ASSERT_TRUE(wait_until([&] { return done.load() == 1; }));
+  t.reset(1ms, [&] { ++runs; });  // no longer ignored
+  EXPECT_TRUE(t.pending());
+  d.advance(3);
+  EXPECT_EQ(runs.load(), 1);
+}
+
+TEST(Shutdown, LaterResetsAndSchedulesAreIgnoredAndCounted) {
+  domain d{manual()};
+  std::atomic<int> runs{0};
+  timer t{d, "shut"};
+  t.reset(5ms, [&] { ++runs; });
+  const auto before = d.stats().ignored;
+  t.shutdown();
+  EXPECT_FALSE(t.pending());
+  t.reset(1ms, [&] { ++runs; });
+  t.reset_window(1ms, 1ms, [&] { ++runs; });
+  t.schedule(1ms);
+  EXPECT_FALSE(t.pending());
+  d.advance(50);
+  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(d.stats().ignored - before, 3u);
+}
+
+// The handler re-arms itself every time; shutdown_sync waits for the
+// running invocation and that invocation's re-arm is ignored, so the timer
+// is idle for good on return.
+TEST(Shutdown, SyncWaitsAndTheHandlerCannotReArm) {
+  domain d{manual()};
+  Gate gate;
+  std::atomic<bool> started{false};
+  std::atomic<int> runs{0};
+  timer t{d, "self-rearming"};
+  t.reset(1ms, [&](timer &self) {
+    ++runs;
+    started = true;
+    gate.wait();
+    self.schedule(1ms);
+  });
+  std::thread adv([&] { d.advance(2); });
+  ASSERT_TRUE(wait_until([&] { return started.load(); }));
+  std::thread opener([&] {
+    std::this_thread::sleep_for(30ms);
+    gate.open = true;
+  });
+  EXPECT_TRUE(t.shutdown_sync());  // had to wait
+  EXPECT_FALSE(t.pending());
+  opener.join();
+  adv.join();
+  t.reset(1ms, [&] { ++runs; });  // still ignored
+  d.advance(10);
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_FALSE(t.shutdown_sync());  // idle: no wait
+}
+
+TEST(Shutdown, SyncWithInterlockReleasesTheLockWhileWaiting) {
+  domain d{manual()};
+  std::mutex m;
+  std::atomic<int> runs{0};
+  timer t{m, d, "shut-interlocked"};
+  std::unique_lock<std::mutex> lk(m);
+  t.reset(1ms, [&] { ++runs; });
+  std::thread adv([&] { d.advance(2); });
+  ASSERT_TRUE(wait_until([&] { return !t.pending(); }));  // dispatched, waiting for m
+  std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(t.shutdown_sync(lk));
+  EXPECT_TRUE(lk.owns_lock());
+  lk.unlock();
+  adv.join();
+  EXPECT_EQ(runs.load(), 0) << "cancelled while waiting for the mutex";
+}
+
+TEST(ResetWindow, SlackRoundsDownToWholeTicks) {
+  EXPECT_EQ(libcallout::to_slack_ticks(0ms, 1000), 0);
+  EXPECT_EQ(libcallout::to_slack_ticks(-5ms, 1000), 0);
+  EXPECT_EQ(libcallout::to_slack_ticks(1999us, 1000), 1);
+  EXPECT_EQ(libcallout::to_slack_ticks(10ms, 1000), 10);
+  EXPECT_EQ(libcallout::to_slack_ticks(std::chrono::duration<double>(0.0105), 1000), 10);
+  EXPECT_EQ(libcallout::to_slack_ticks(std::chrono::hours(24 * 365 * 100), 1000), INT_MAX);
+}
+
+// Every timer runs inside its window [due, due + slack], and timers whose
+// windows overlap share ticks: 1000 timers over 1..1000 ticks with a 10 %
+// slack run on far fewer distinct ticks than 1000.
+TEST(ResetWindow, RunsInsideTheWindowAndSharesTicks) {
+  domain d{manual()};
+  constexpr int kTimers = 1000;
+  std::vector<std::unique_ptr<timer>> timers;
+  std::vector<std::uint64_t> due(kTimers), ran(kTimers, 0);
+  const std::uint64_t t0 = d.ticks();
+  for (int i = 0; i < kTimers; ++i) {
+    timers.push_back(std::make_unique<timer>(d));
+    const auto dur = std::chrono::milliseconds(i + 1);
+    due[static_cast<std::size_t>(i)] = t0 + static_cast<std::uint64_t>(libcallout::to_ticks(dur, 1000));
+    timers.back()->reset_window(dur, dur / 10, [&, i] { ran[static_cast<std::size_t>(i)] = d.ticks(); });
+  }
+  d.advance(1200);
+  std::set<std::uint64_t> ticks;
+  for (int i = 0; i < kTimers; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    const std::uint64_t slack = static_cast<std::uint64_t>((i + 1) / 10);
+    ASSERT_NE(ran[k], 0u) << "timer " << i << " never ran";
+    EXPECT_GE(ran[k], due[k]) << "timer " << i;
+    EXPECT_LE(ran[k], due[k] + slack) << "timer " << i;
+    ticks.insert(ran[k]);
+  }
+  EXPECT_LT(ticks.size(), 200u) << "windows did not coalesce";
+}
+
+TEST(ResetWindow, ZeroSlackIsAPlainReset) {
+  domain d{manual()};
+  std::atomic<std::uint64_t> at{0};
+  timer t{d};
+  const std::uint64_t due = d.ticks() + static_cast<std::uint64_t>(libcallout::to_ticks(37ms, 1000));
+  t.reset_window(37ms, 0ms, [&] { at = d.ticks(); });
+  d.advance(100);
+  EXPECT_EQ(at.load(), due);
 }
 
 // ============================================================================
