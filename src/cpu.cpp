@@ -267,6 +267,7 @@ void *softclock_main(void *arg) {
   auto *cpu = static_cast<Cpu *>(arg);
   tls_cpu = cpu;
   name_thread(cpu);
+  cpu->thread_running.store(true, std::memory_order_release);
   const Clock &clock = cpu->domain->clock;
   cpu->lock.lock();
   while (!cpu->stopping) {

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -103,6 +104,9 @@ struct alignas(64) Cpu {
   unsigned index = 0;
   pthread_t thread{};
   bool thread_started = false;
+  // Set by the softclock thread when it enters softclock_main; whoever
+  // started it waits for this (start_thread in domain.cpp).
+  std::atomic<bool> thread_running{false};
 };
 
 // The CPU whose softclock thread the caller is, or null.

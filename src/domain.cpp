@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,9 +76,20 @@ int start_thread(Cpu *cpu) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  cpu->thread_running.store(false, std::memory_order_relaxed);
   const int err = pthread_create(&cpu->thread, nullptr, softclock_main, cpu);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   cpu->thread_started = err == 0;
+  // Return only once the thread runs our code.  Until then it may be inside
+  // the C library's or a sanitizer's thread set-up, holding their internal
+  // locks (ASan's allocator: pthread_getattr_np calls calloc); a fork() at
+  // that moment would hand the child those locks held by a thread that does
+  // not exist there, and every thread the child starts would block on them
+  // for ever (seen with gcc 12's ASan: DESIGN.md section 8).
+  if (err == 0) {
+    const timespec pause{0, 20'000};
+    while (!cpu->thread_running.load(std::memory_order_acquire)) nanosleep(&pause, nullptr);
+  }
   return err;
 }
 
