@@ -16,9 +16,32 @@ std::uint64_t monotonic_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * kNsPerSec + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-Clock::Clock(enum callout_clock kind, unsigned hz) : kind_(kind), hz_(hz), origin_ns_(monotonic_ns()) {}
+Clock::Clock(enum callout_clock kind, unsigned hz) : kind_(kind), hz_(hz) {
+  clock_gettime(CLOCK_MONOTONIC, &origin_ts_);
+  origin_ns_ = static_cast<std::uint64_t>(origin_ts_.tv_sec) * kNsPerSec + static_cast<std::uint64_t>(origin_ts_.tv_nsec);
+}
 
-std::uint64_t Clock::monotonic_ticks() const { return tick_at_ns(monotonic_ns()); }
+std::uint64_t Clock::monotonic_ticks() const {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return tick_at(ts);
+}
+
+// floor(elapsed_ns * hz / 1e9) with elapsed = s seconds + n nanoseconds
+// (0 <= n < 1e9) is s * hz + floor(n * hz / 1e9): s * hz is whole, and
+// n * hz < 1e9 * 1e6 fits in 64 bits, divided by a constant (a multiply
+// and a shift).  tick_at_ns() divides a 128-bit product by 1e9, a library
+// call costing tens of nanoseconds.
+std::uint64_t Clock::tick_at(const timespec &ts) const {
+  std::int64_t s = static_cast<std::int64_t>(ts.tv_sec) - static_cast<std::int64_t>(origin_ts_.tv_sec);
+  std::int64_t n = static_cast<std::int64_t>(ts.tv_nsec) - static_cast<std::int64_t>(origin_ts_.tv_nsec);
+  if (n < 0) {
+    n += static_cast<std::int64_t>(kNsPerSec);
+    --s;
+  }
+  if (s < 0) return 0;  // before the origin
+  return static_cast<std::uint64_t>(s) * hz_ + static_cast<std::uint64_t>(n) * hz_ / kNsPerSec;
+}
 
 std::uint64_t Clock::tick_at_ns(std::uint64_t ns) const {
   if (ns < origin_ns_) return 0;
