@@ -28,7 +28,7 @@ extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
     std::snprintf(who, sizeof who, "callout_domain_check: cpu %u", i);
     cpu->lock.lock();
     bad += cpu->wheel.check(out, who);
-    cpu->wheel.for_each([&](const WheelNode *n) {
+    cpu->wheel.for_each([&](const WheelNode *n, std::uint32_t) {
       const auto *c = reinterpret_cast<const CalloutImpl *>(n);
       const char *what = nullptr;
       if (c->magic != kMagic)
@@ -129,9 +129,9 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
       cpu->lock.unlock();
       continue;
     }
-    cpu->wheel.for_each([&](const WheelNode *n) {
+    cpu->wheel.for_each([&](const WheelNode *n, std::uint32_t list) {
       const auto *c = reinterpret_cast<const CalloutImpl *>(n);
-      entries->push_back({c, n->due, n->where, c->func, c->arg});
+      entries->push_back({c, n->due, list, c->func, c->arg});
     });
     *running = {cpu->running, 0, 0, cpu->running_func, cpu->running_arg};
     *dispatching = cpu->dispatching;

@@ -33,6 +33,19 @@
 // the cost is that next_due() may report a tick at which nothing fires (early,
 // never late), and the clock then wakes once for nothing.
 //
+// Level-0 buckets are spliced.  A level-0 bucket holds nodes due exactly at
+// its bucket time, except lazily rescheduled ones.  When advance() passes
+// it, the whole bucket moves to the expired list in O(1), without visiting
+// its nodes: visiting them is a chain of cache misses (a linked list is
+// walked one dependent load at a time), paid a second time when the nodes
+// are popped.  Such a node keeps its old bucket index in `where` until it is
+// popped ("stale").  pop_expired() re-places a node that is not due yet (it
+// was rescheduled later while in the bucket, or while on the expired list),
+// so nothing ever comes out early.  A stale `where` is harmless elsewhere:
+// remove() only clears the bit of an empty bucket; reschedule()'s lazy test
+// compares the stale bucket's time with the new due tick, and either way
+// the node ends up where pop_expired() or place() puts it.
+//
 // Tick arithmetic is unsigned 64-bit and never wraps in practice (2^64 ticks
 // at 10^6 Hz is 584,000 years); eleven levels cover all 64 bits, so any due
 // tick is placed correctly, and 2^31-tick jumps cost O(levels).
@@ -86,7 +99,10 @@ class Wheel {
     place(n);
   }
 
-  // Removes n, which must be in this wheel.  O(1).
+  // Removes n, which must be in this wheel.  O(1).  (For a node on the
+  // expired list with a stale level-0 index the bucket test below finds
+  // that bucket empty and clears an already clear bit, or finds it in use
+  // by other nodes and leaves it: either way right.)
   void remove(WheelNode *n) {
     unlink(&n->link);
     if (n->where < kExpired) {
@@ -128,14 +144,22 @@ class Wheel {
   // the rest are re-placed.  O(levels + nodes touched).
   void advance(std::uint64_t t);
 
-  // Takes the first node off the expired list, or returns nullptr.
+  // Takes the first due node (due <= now) off the expired list, or returns
+  // nullptr.  A node on the list that is not due yet (spliced from a level-0
+  // bucket after a lazy reschedule) is re-placed on the way.
   WheelNode *pop_expired() {
-    if (expired_.next == &expired_) return nullptr;
-    WheelNode *n = node_of(expired_.next);
-    unlink(&n->link);
-    n->where = kNowhere;
-    --size_;
-    return n;
+    while (expired_.next != &expired_) {
+      WheelNode *n = node_of(expired_.next);
+      unlink(&n->link);
+      if (n->due > now_) {
+        place(n);
+        continue;
+      }
+      n->where = kNowhere;
+      --size_;
+      return n;
+    }
+    return nullptr;
   }
   bool has_expired() const { return expired_.next != &expired_; }
 
@@ -149,13 +173,15 @@ class Wheel {
     return above | (slot << (level * kDigitBits));
   }
 
-  // Calls f(node) for every node: buckets level by level, then expired.
+  // Calls f(node, list) for every node, where list is the bucket index the
+  // node is in or kExpired (a node's own `where` may be stale there): buckets
+  // level by level, then expired.
   template <class F>
   void for_each(F &&f) const {
     for (std::uint32_t b = 0; b <= kExpired; ++b) {
       const Link *head = b < kExpired ? &buckets_[b] : &expired_;
       for (const Link *l = head->next; l != head; l = l->next)
-        f(node_of(l));
+        f(node_of(l), b);
     }
   }
 

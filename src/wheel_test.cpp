@@ -103,7 +103,10 @@ std::vector<WheelNode *> pop_all(Wheel &w, std::size_t limit) {
 
 // ---- the lockstep harness ------------------------------------------------
 
-enum class State { kOut, kPending, kExpired };
+// kSpliced: on the expired list with a stale level-0 bucket index (its
+// bucket was passed by advance() and spliced whole; wheel.h); popped if due,
+// re-placed by pop_expired() if rescheduled later meanwhile.
+enum class State { kOut, kPending, kExpired, kSpliced };
 
 struct Shadow {
   State state = State::kOut;
@@ -157,7 +160,10 @@ class Lockstep {
     const u32 before = nodes_[id].where;
     wheel_.reschedule(&nodes_[id], due);
     Shadow &s = shadow_[id];
-    const bool lazy = s.state == State::kPending && s.time <= due;
+    // A spliced node's stale level-0 index names a bucket whose time, read
+    // against the current now, is now's revolution with that slot.
+    const bool lazy = (s.state == State::kPending && s.time <= due) ||
+                      (s.state == State::kSpliced && (((now_ >> 6) << 6) | s.where) <= due);
     s.due = due;
     if (lazy) {
       EXPECT_EQ(nodes_[id].where, before) << "lazy reschedule moved the node";
@@ -173,7 +179,12 @@ class Lockstep {
     if (t <= now_) return;  // a no-op for the wheel too
     now_ = t;
     for (Shadow &s : shadow_)
-      if (s.state == State::kPending && s.time <= t) place(s);
+      if (s.state == State::kPending && s.time <= t) {
+        if (s.where < 64)
+          s.state = State::kSpliced;  // the whole bucket onto the expired list
+        else
+          place(s);
+      }
   }
 
   // Pops the whole expired list.  Every node must be one the model expects
@@ -182,14 +193,15 @@ class Lockstep {
   void drain(std::vector<Popped> *out) {
     std::size_t expected = 0;
     for (const Shadow &s : shadow_)
-      if (s.state == State::kExpired) ++expected;
+      if (s.state == State::kExpired || (s.state == State::kSpliced && s.due <= now_)) ++expected;
     std::size_t popped = 0;
     while (WheelNode *n = wheel_.pop_expired()) {
       ASSERT_GE(n, nodes_.data());
       ASSERT_LT(n, nodes_.data() + nodes_.size());
       const auto id = static_cast<std::size_t>(n - nodes_.data());
       EXPECT_LE(n->due, now_) << "node " << id << " came out early";
-      EXPECT_EQ(shadow_[id].state, State::kExpired) << "node " << id << " was not expected to be expired";
+      EXPECT_TRUE(shadow_[id].state == State::kExpired || shadow_[id].state == State::kSpliced)
+          << "node " << id << " was not expected to be expired";
       EXPECT_EQ(n->where, Wheel::kNowhere);
       if (out) out->push_back({id, shadow_[id].due, shadow_[id].late});
       shadow_[id] = Shadow{};
@@ -197,6 +209,12 @@ class Lockstep {
     }
     EXPECT_EQ(popped, expected);
     EXPECT_FALSE(wheel_.has_expired());
+    // Spliced nodes not due yet were re-placed by pop_expired().
+    for (Shadow &s : shadow_)
+      if (s.state == State::kSpliced) {
+        EXPECT_GT(s.due, now_);
+        place(s);
+      }
     // Brute force: whatever is still in the wheel is not due yet.
     for (std::size_t id = 0; id < shadow_.size(); ++id)
       if (shadow_[id].state != State::kOut) {
@@ -225,7 +243,7 @@ class Lockstep {
       ++live;
       EXPECT_EQ(n.due, s.due) << "node " << id;
       EXPECT_EQ(n.where, s.where) << "node " << id << " due " << s.due;
-      if (s.state == State::kExpired) {
+      if (s.state == State::kExpired || s.state == State::kSpliced) {
         any_expired = true;
         continue;
       }
@@ -267,7 +285,7 @@ class Lockstep {
     // for_each visits every node exactly once.
     std::vector<int> seen(nodes_.size(), 0);
     std::size_t visits = 0;
-    wheel_.for_each([&](const WheelNode *n) {
+    wheel_.for_each([&](const WheelNode *n, u32) {
       ++visits;
       if (n >= nodes_.data() && n < nodes_.data() + nodes_.size()) ++seen[static_cast<std::size_t>(n - nodes_.data())];
     });
@@ -696,19 +714,59 @@ TEST(WheelLazy, LaterKeepsBucketAndNeverFiresEarly) {
   EXPECT_EQ(w.size(), 1u);
   EXPECT_EQ(w.next_due(), 110u) << "the stale bucket still reports (early, never late)";
   EXPECT_EQ(w.check(stderr, "test"), 0);
-  // Step to next_due() until it fires: never before 100000, exactly at it.
+  // Step to next_due() and drain, as an owner does, until it fires: never
+  // before 100000, exactly at it.  At 110 its bucket is spliced onto the
+  // expired list and pop_expired() re-places it instead of returning it.
   int steps = 0;
-  while (!w.has_expired() && steps < 50) {
+  WheelNode *got = nullptr;
+  while (got == nullptr && steps < 50) {
     const u64 nd = w.next_due();
     ASSERT_LE(nd, 100000u);
     w.advance(nd);
     ++steps;
     EXPECT_EQ(w.check(stderr, "test"), 0);
+    got = w.pop_expired();
+    EXPECT_EQ(w.check(stderr, "test"), 0);
   }
   EXPECT_EQ(w.now(), 100000u);
-  EXPECT_EQ(w.pop_expired(), &n);
+  EXPECT_EQ(got, &n);
   // 110 (wasted wake-up), then 100000 = 24*4096 + 26*64 + 32: 98304, 99968, 100000.
   EXPECT_EQ(steps, 4);
+}
+
+// A level-0 bucket is spliced whole onto the expired list: its nodes keep a
+// stale index until popped, and one rescheduled later meanwhile (lazily, or
+// by remove + insert) is never popped early.
+TEST(WheelSplice, SplicedNodesPopWhenDueAndNotBefore) {
+  Wheel w;
+  w.advance(1000);
+  WheelNode a, b, c, d;
+  w.insert(&a, 1010);  // level 0, slot 1010 % 64 = 50
+  w.insert(&b, 1010);
+  w.insert(&c, 1010);
+  w.insert(&d, 1011);
+  ASSERT_EQ(a.where, 50u);
+  w.advance(1010);
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(a.where, 50u) << "spliced, not visited";
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.reschedule(&b, 1020);  // lazy: the stale bucket's time (1010) <= 1020
+  EXPECT_EQ(b.where, 50u);
+  w.remove(&c);  // off the expired list; bucket 50 is empty, its bit stays clear
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_EQ(w.pop_expired(), &a);
+  EXPECT_EQ(w.pop_expired(), nullptr) << "b is due at 1020: re-placed, not popped";
+  EXPECT_EQ(b.where, 1020u % 64);
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_EQ(w.next_due(), 1011u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.advance(1020);
+  std::vector<WheelNode *> out = pop_all(w, 4);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], &d);
+  EXPECT_EQ(out[1], &b);
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
 }
 
 TEST(WheelLazy, EarlierButNotBeforeBucketTimeStaysToo) {
@@ -935,7 +993,7 @@ TEST(WheelEdges, ForEachVisitsEveryNodeOnceWithBucketTimeBeforeDue) {
   }
   std::vector<int> seen(kN, 0);
   std::size_t expired = 0;
-  w.for_each([&](const WheelNode *x) {
+  w.for_each([&](const WheelNode *x, u32) {
     ASSERT_GE(x, n.data());
     ASSERT_LT(x, n.data() + kN);
     ++seen[static_cast<std::size_t>(x - n.data())];
