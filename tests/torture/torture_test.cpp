@@ -592,8 +592,14 @@ void worker_op(Torture *t, Rng &r, Stats &st) {
     ledger_stop(s, res, excl, "stop");
   } else if (op < 76) {
     // The interlock is needed whenever the handler may need M (every kind
-    // but kMpFree); for kMpFree try both.
-    do_halt(t, s, k, k != kMpFree || r.one_in(2), st);
+    // but kMpFree); for kMpFree try both -- unless we hold giant (the slot
+    // was giant-locked when lock_slot looked): halt then drops giant and
+    // takes it back, and re-taking it while still holding M would invert
+    // the order giant -> M that every other thread follows (a deadlock the
+    // hunt caught: this worker waiting for giant holding M, another holding
+    // giant waiting for M).  Passing M as the interlock makes halt take
+    // giant first, then M.  callout(3) states the rule.
+    do_halt(t, s, k, k != kMpFree || giant || r.one_in(2), st);
   } else if (op < 90) {
     check_predicates(t, s, k, st);
   } else if (op < 94) {
