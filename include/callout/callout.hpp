@@ -542,9 +542,7 @@ class timer {
   // the softclock thread was already waiting for that mutex).
   bool stop() noexcept {
     std::lock_guard<detail::spin_lock> lk(lock_);
-    const bool fired = callout_stop(&c_);
-    cur_fired_ = cur_fired_ || fired;
-    return fired;
+    return stop_and_remember();
   }
 
   // callout_halt: stop(), then wait until no other thread is running the
@@ -579,7 +577,7 @@ class timer {
     bool waiting;
     {
       std::lock_guard<detail::spin_lock> lk(lock_);
-      cur_fired_ = callout_stop(&c_) || cur_fired_;
+      stop_and_remember();
       waiting = callout_halt_async(&c_, &detail::completion<Fn>::call, holder);
     }
     if (!waiting) delete holder;  // never called: ours to free
@@ -593,7 +591,7 @@ class timer {
   // brought back; the destructor works as always.
   void shutdown() noexcept {
     std::lock_guard<detail::spin_lock> lk(lock_);
-    cur_fired_ = callout_stop(&c_) || cur_fired_;
+    stop_and_remember();
     callout_shutdown(&c_);
   }
   // callout_shutdown_sync: shutdown(), then wait like halt() (same return
@@ -625,6 +623,14 @@ class timer {
  private:
   static_assert(std::is_same_v<std::mutex::native_handle_type, pthread_mutex_t *>,
                 "std::mutex must be a pthread mutex for lock-associated timers");
+
+  // callout_stop, remembering that an invocation of the current slot may be
+  // in flight (reset() must then use the other slot).  Holding lock_.
+  bool stop_and_remember() noexcept {
+    const bool fired = callout_stop(&c_);
+    cur_fired_ = cur_fired_ || fired;
+    return fired;
+  }
 
   // reset() (slack < 0) and reset_window().
   template <class F>
@@ -726,7 +732,7 @@ class timer {
       // handler itself, halt does not wait, and reset() must still keep off
       // the running callable's slot.
       std::lock_guard<detail::spin_lock> lk(lock_);
-      cur_fired_ = callout_stop(&c_) || cur_fired_;
+      stop_and_remember();
     }
     return shutdown ? callout_shutdown_sync(&c_, interlock) : callout_halt(&c_, interlock);
   }
