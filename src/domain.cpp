@@ -1,5 +1,7 @@
-// domain.cpp -- domains: creation and destruction, the default domain, the
-// giant lock, and the manual clock's advance().
+// domain.cpp -- domains: configuration, creation and destruction, the
+// default domain, the accessors, and the manual clock's advance().  The giant
+// lock, fork handling and event-loop embedding have their own files
+// (domain.h lists them).
 #include "domain.h"
 
 #include <errno.h>
@@ -14,61 +16,10 @@
 #include <cstring>
 #include <new>
 
-#include "misuse.h"
-
 using libcallout::internal::Cpu;
 using libcallout::internal::Wheel;
 
 namespace libcallout::internal {
-
-void Giant::enter() {
-  if (held_by_caller()) {
-    ++depth_;
-    return;
-  }
-  pthread_mutex_lock(&mutex_);
-  owner_.store(pthread_self(), std::memory_order_relaxed);
-  depth_ = 1;
-}
-
-bool Giant::exit() {
-  if (!held_by_caller()) return false;
-  if (--depth_ == 0) {
-    owner_.store(0, std::memory_order_relaxed);
-    pthread_mutex_unlock(&mutex_);
-  }
-  return true;
-}
-
-unsigned Giant::release_all() {
-  const unsigned depth = depth_;
-  depth_ = 0;
-  owner_.store(0, std::memory_order_relaxed);
-  pthread_mutex_unlock(&mutex_);
-  return depth;
-}
-
-void Giant::reacquire(unsigned depth) {
-  pthread_mutex_lock(&mutex_);
-  owner_.store(pthread_self(), std::memory_order_relaxed);
-  depth_ = depth;
-}
-
-void Giant::after_fork() {
-  if (held_by_caller()) return;
-  pthread_mutex_init(&mutex_, nullptr);
-  owner_.store(0, std::memory_order_relaxed);
-  depth_ = 0;
-}
-
-namespace {
-
-constexpr unsigned kMaxCpus = 1024;
-
-// Every live domain, for the fork handlers.
-pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-callout_domain *registry = nullptr;
-pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 int start_thread(Cpu *cpu) {
   // Softclock threads take no signals: they belong to the application's
@@ -93,79 +44,9 @@ int start_thread(Cpu *cpu) {
   return err;
 }
 
-// fork(): only the forking thread exists in the child, so every domain
-// would be left without softclock threads, possibly with a CPU lock held by
-// a thread that is gone.  Before the fork we take every CPU lock of every
-// domain (registry order, then index order), so that no wheel is half
-// updated; the parent just releases them.  The child releases them too,
-// forgets the handlers that were running in the parent (their threads are
-// gone: those callouts count as finished, and a dispatch that was waiting
-// for its lock as cancelled), resets a giant held by a thread that is gone,
-// and starts fresh softclock threads.  Pending callouts keep their due ticks
-// and fire in the child.  If the forking thread is itself a softclock (fork
-// from a handler), it goes on being that CPU's softclock in the child.
-void before_fork() NO_THREAD_SAFETY_ANALYSIS {
-  pthread_mutex_lock(&registry_lock);
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.lock();
-}
+namespace {
 
-void after_fork_parent() NO_THREAD_SAFETY_ANALYSIS {
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.unlock();
-  pthread_mutex_unlock(&registry_lock);
-}
-
-void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
-  Cpu *self = current_cpu();
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live) {
-    d->giant.after_fork();
-    pthread_mutex_init(&d->advance_mutex, nullptr);
-    for (unsigned i = 0; i < d->ncpu; ++i) {
-      Cpu *cpu = &d->cpus[i];
-      if (cpu != self) {
-        cpu->running = nullptr;
-        cpu->running_func = nullptr;
-        cpu->running_arg = nullptr;
-        cpu->dispatching = false;
-        cpu->cancelled = false;
-      }
-      cpu->nwait = 0;
-      cpu->nidle = 0;
-      cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
-      cpu->thread_started = false;
-      cpu->lock.unlock();
-    }
-  }
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i)
-      if (&d->cpus[i] != self && !d->cpus[i].stopping && !d->clock.external() &&
-          start_thread(&d->cpus[i]) != 0) {
-        std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
-        std::abort();
-      }
-  pthread_mutex_init(&registry_lock, nullptr);
-}
-
-void register_atfork() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
-
-void register_domain(callout_domain *d) {
-  pthread_once(&atfork_once, register_atfork);
-  pthread_mutex_lock(&registry_lock);
-  d->next_live = registry;
-  registry = d;
-  pthread_mutex_unlock(&registry_lock);
-}
-
-void unregister_domain(callout_domain *d) {
-  pthread_mutex_lock(&registry_lock);
-  for (callout_domain **p = &registry; *p != nullptr; p = &(*p)->next_live)
-    if (*p == d) {
-      *p = d->next_live;
-      break;
-    }
-  pthread_mutex_unlock(&registry_lock);
-}
+constexpr unsigned kMaxCpus = 1024;
 constexpr unsigned kMaxHz = 1'000'000;
 
 // Stops and joins the softclock threads that were started, frees d.
@@ -365,8 +246,9 @@ std::uint64_t live_callouts(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
   return live;
 }
 
-// The earliest Wheel::next_due() over d's CPUs (one lock at a time).
-std::uint64_t earliest_next_due(callout_domain *d) {
+}  // namespace
+
+std::uint64_t libcallout::internal::earliest_next_due(callout_domain *d) {
   std::uint64_t next = Wheel::kNever;
   for (unsigned i = 0; i < d->ncpu; ++i) {
     Cpu *cpu = &d->cpus[i];
@@ -376,6 +258,8 @@ std::uint64_t earliest_next_due(callout_domain *d) {
   }
   return next;
 }
+
+namespace {
 
 // One step of advance(): kick the CPUs with something on their expired
 // list, then wait until every CPU has drained it and has no handler running.
@@ -445,83 +329,4 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
   }
   pthread_mutex_unlock(&d->advance_mutex);
   return 0;
-}
-
-/*
- * callout_domain_next_timeout: nanoseconds until the start of the earliest
- * tick at which something may be due on d (0: something is due now; -1:
- * nothing is pending, or d has a manual clock).  It may be early (a lazily
- * rescheduled callout), never late.  Any thread; never sleeps.
- */
-extern "C" int64_t callout_domain_next_timeout(callout_domain_t *d) {
-  if (d->clock.manual()) return -1;
-  const std::uint64_t next = earliest_next_due(d);
-  if (next == Wheel::kNever) return -1;
-  const std::uint64_t start = d->clock.tick_start_ns(next);
-  const std::uint64_t now = monotonic_ns();
-  if (start <= now) return 0;
-  const std::uint64_t left = start - now;
-  return left > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(left);
-}
-
-/*
- * callout_domain_run: external-clock domains only (else returns 0).  Runs,
- * in the calling thread, every handler due by now, in tick order, and
- * returns how many ran.  During the call the thread is d's CPU 0 softclock:
- * callout_domain_curcpu() is 0, callout_halt() from it never waits for
- * itself.  One thread at a time (concurrent calls are misuse); not from a
- * handler.  Clears and re-arms callout_domain_fd().
- */
-extern "C" unsigned callout_domain_run(callout_domain_t *d) {
-  if (!d->clock.external()) return 0;
-  Cpu *cpu = &d->cpus[0];
-  if (current_cpu() == cpu) misuse_domain("callout_domain_run", d, "called from one of its own handlers");
-  std::uint64_t expirations;
-  while (read(cpu->timer_fd, &expirations, sizeof expirations) > 0) {
-  }
-  Cpu *const previous = set_current_cpu(cpu);
-  unsigned ran = 0;
-  cpu->lock.lock();
-  if (cpu->looping) misuse_domain("callout_domain_run", d, "called concurrently from two threads");
-  cpu->looping = true;
-  for (;;) {
-    const std::uint64_t now = d->clock.ticks();
-    const std::uint64_t next = cpu->wheel.next_due();
-    if (next > now) {
-      cpu->wheel.advance(now);
-      break;
-    }
-    cpu->wheel.advance(next);
-    ran += run_expired(cpu);
-  }
-  cpu->looping = false;
-  arm_timer(cpu, cpu->wheel.next_due());
-  cpu->lock.unlock();
-  set_current_cpu(previous);
-  return ran;
-}
-
-/*
- * callout_domain_fd: the timerfd of an external-clock domain: readable
- * from the start of the next due tick, re-armed earlier when a callout is
- * added before it, cleared and re-armed by callout_domain_run().  Owned by
- * d (closed by callout_domain_destroy).  -1 with errno EINVAL otherwise.
- */
-extern "C" int callout_domain_fd(callout_domain_t *d) {
-  if (!d->clock.external()) {
-    errno = EINVAL;
-    return -1;
-  }
-  return d->cpus[0].timer_fd;
-}
-
-/*
- * callout_giant_enter / callout_giant_exit: take and release d's recursive
- * giant lock.  enter may block (not from a context that must not sleep);
- * exit never blocks; exit without enter is misuse (abort).
- */
-extern "C" void callout_giant_enter(callout_domain_t *d) { d->giant.enter(); }
-
-extern "C" void callout_giant_exit(callout_domain_t *d) {
-  if (!d->giant.exit()) misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
 }
