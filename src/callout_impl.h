@@ -34,11 +34,15 @@ enum : std::uint32_t {
   kPending = 0x0002,   // in a wheel (bucket or expired list)
   kFired = 0x0004,     // invoked since the last reset/schedule/stop
   kInvoking = 0x0008,  // invoked and not yet acknowledged
-  kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED,
+  kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED | CALLOUT_NODESTROY,
   kGiant = 0x1000,     // runs under the domain's giant lock (not MPSAFE, no mutex)
   kMutex = 0x2000,     // runs under its own associated mutex (callout_init_mtx)
   kShutdown = 0x4000,  // callout_shutdown: reset/schedule are ignored until init
   kDraining = 0x8000,  // callout_halt_async pending: reset/schedule are ignored
+  // The kernel-KPI layer (compat.cpp):
+  kFreeBSD = 0x10000,  // FreeBSD's rules: resets ignored while a drain waits
+  kActive = 0x20000,   // FreeBSD's ACTIVE: set by its resets, cleared by its
+                       // stop/drain/deactivate, not by the handler running
 };
 
 constexpr std::uint32_t kMagic = 0x11deeba1;  // NetBSD's CALLOUT_MAGIC

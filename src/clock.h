@@ -20,7 +20,13 @@ class Clock {
  public:
   Clock(enum callout_clock kind, unsigned hz);
 
-  bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL; }
+  // Ticks are a counter that only callout_domain_advance() moves: the
+  // manual and the virtual clocks.
+  bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL || kind_ == CALLOUT_CLOCK_VIRTUAL; }
+  // Virtual clock: advance() runs the due handlers in its own thread.
+  bool caller_runs() const { return kind_ == CALLOUT_CLOCK_VIRTUAL; }
+  // One softclock thread per CPU (monotonic and manual clocks).
+  bool threaded() const { return kind_ == CALLOUT_CLOCK_MONOTONIC || kind_ == CALLOUT_CLOCK_MANUAL; }
   // Monotonic ticks, but no softclock thread: an event loop runs the
   // handlers through callout_domain_run().
   bool external() const { return kind_ == CALLOUT_CLOCK_EXTERNAL; }

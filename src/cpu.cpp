@@ -131,7 +131,9 @@ unsigned run_expired(Cpu *cpu) {
   const bool timed = !d->clock.manual();
   std::uint64_t last_end = 0;
   std::uint64_t batch_start = 0;
-  while (WheelNode *n = cpu->wheel.pop_expired()) {
+  while (cpu->holds == 0) {
+    WheelNode *n = cpu->wheel.pop_expired();
+    if (n == nullptr) break;
     CalloutImpl *c = impl(n);
     std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;
     c->flags.store(f, std::memory_order_release);
@@ -256,7 +258,7 @@ void wait_for_idle(Cpu *cpu) {
   // list after advance() chose which CPUs to kick (a thread that read the
   // tick just before advance() moved it schedules at a tick the wheel has
   // already passed), and a sleeping softclock would never see it.
-  const bool kick = cpu->wheel.has_expired();
+  const bool kick = cpu->wheel.has_expired() && cpu->holds == 0;
   ++cpu->nidle;
   cpu->lock.unlock();
   if (kick) cpu->kick.wake_all();
@@ -275,7 +277,7 @@ void *softclock_main(void *arg) {
     if (clock.manual()) {
       // callout_domain_advance() moves the wheel and kicks us; we only run
       // what it made due, then report back through `done`.
-      if (cpu->wheel.has_expired()) {
+      if (cpu->wheel.has_expired() && cpu->holds == 0) {
         run_expired(cpu);
         continue;
       }
@@ -284,15 +286,16 @@ void *softclock_main(void *arg) {
       // as they are not in the future.
       const std::uint64_t now = clock.ticks();
       const std::uint64_t next = cpu->wheel.next_due();
-      if (next <= now) {
+      if (next <= now && cpu->holds == 0) {
         cpu->wheel.advance(next);
         run_expired(cpu);
         continue;
       }
       // Nothing is due before `next`; keep the wheel's now close to the
-      // clock so that new callouts are placed in low levels.
+      // clock so that new callouts are placed in low levels.  While a drain
+      // holds dispatch, sleep until it kicks us at its end.
       cpu->wheel.advance(now);
-      wake = next;
+      wake = cpu->holds == 0 ? next : Wheel::kNever;
     }
     // Going idle: wake whoever waits for this CPU to be idle.  advance()
     // waits until the expired list is empty and nothing runs; this is the

@@ -94,6 +94,11 @@ struct alignas(64) Cpu {
   // External clock: a loop thread is inside callout_domain_run().
   bool looping GUARDED_BY(lock) = false;
 
+  // callout_domain_drain() calls in progress: while non-zero, no new
+  // dispatch starts here (the expired list waits; the softclock sleeps until
+  // kicked).
+  unsigned holds GUARDED_BY(lock) = 0;
+
   // Callouts initialised here minus callouts destroyed here (modulo 2^64:
   // only the sum over a domain's CPUs means anything).
   std::uint64_t live GUARDED_BY(lock) = 0;

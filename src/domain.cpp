@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,13 +83,18 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
   static_assert(sizeof(enum callout_clock) == sizeof(int));
   int kind;
   std::memcpy(&kind, &cfg->clock, sizeof kind);
-  if (kind != CALLOUT_CLOCK_MONOTONIC && kind != CALLOUT_CLOCK_MANUAL && kind != CALLOUT_CLOCK_EXTERNAL)
+  if (kind != CALLOUT_CLOCK_MONOTONIC && kind != CALLOUT_CLOCK_MANUAL && kind != CALLOUT_CLOCK_EXTERNAL &&
+      kind != CALLOUT_CLOCK_VIRTUAL)
     return EINVAL;
   *hz = cfg->hz == 0 ? 1000 : cfg->hz;
   *ncpu = cfg->ncpu;
   if (kind == CALLOUT_CLOCK_EXTERNAL) {
     // One loop thread runs the handlers: one CPU.
     if (*ncpu > 1) return EINVAL;
+    *ncpu = 1;
+  } else if (kind == CALLOUT_CLOCK_VIRTUAL && *ncpu == 0) {
+    // Virtual time is for deterministic runs: one CPU unless asked, so that
+    // nothing depends on the machine it runs on.
     *ncpu = 1;
   } else if (*ncpu == 0) {
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -131,7 +137,7 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
   // thread while they start finds every CPU lock it must hold.
   register_domain(d);
   int err = 0;
-  if (kind != CALLOUT_CLOCK_EXTERNAL)
+  if (d->clock.threaded())
     for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
   if (err != 0) {
     teardown(d);
@@ -141,19 +147,84 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
   return 0;
 }
 
-callout_domain *default_domain;
-pthread_once_t default_once = PTHREAD_ONCE_INIT;
+// The default domain: created on first use, from the configuration set by
+// callout_domain_default_configure() if any, else from the environment
+// variable CALLOUT_DEFAULT_DOMAIN, else the defaults.  default_lock guards
+// its creation and the stored configuration; once created, the pointer is
+// only read (acquire, pairing with the release store below).
+pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<callout_domain *> default_domain{nullptr};
+bool default_configured = false;  // GUARDED_BY(default_lock)
+callout_domain_config default_config;
 
-void create_default() {
-  callout_domain_config cfg;
-  callout_domain_config_init(&cfg);
-  callout_domain *d = nullptr;
-  if (int err = create(&cfg, &d, true); err != 0) {
-    std::fprintf(stderr, "libcallout: callout_domain_default: cannot start the default domain: %s\n",
-                 std::strerror(err));
-    std::abort();
+[[noreturn]] void bad_environment(const char *value, const char *why) {
+  std::fprintf(stderr, "libcallout: callout_domain_default: CALLOUT_DEFAULT_DOMAIN=\"%s\": %s\n", value, why);
+  std::abort();
+}
+
+// Reads CALLOUT_DEFAULT_DOMAIN, "key=value,..." with the keys clock
+// (monotonic, manual, external or virtual), hz and ncpu, into cfg.  A
+// malformed value is the program's bug: it aborts with a message.
+void read_environment(callout_domain_config *cfg) {
+  const char *value = std::getenv("CALLOUT_DEFAULT_DOMAIN");
+  if (value == nullptr || *value == '\0') return;
+  char buf[256];
+  if (std::strlen(value) >= sizeof buf) bad_environment(value, "too long");
+  std::strcpy(buf, value);
+  char *save = nullptr;
+  for (char *item = strtok_r(buf, ",", &save); item != nullptr; item = strtok_r(nullptr, ",", &save)) {
+    char *eq = std::strchr(item, '=');
+    if (eq == nullptr) bad_environment(value, "expected key=value items separated by commas");
+    *eq = '\0';
+    const char *key = item, *val = eq + 1;
+    if (std::strcmp(key, "clock") == 0) {
+      static const struct {
+        const char *name;
+        enum callout_clock clock;
+      } clocks[] = {{"monotonic", CALLOUT_CLOCK_MONOTONIC},
+                    {"manual", CALLOUT_CLOCK_MANUAL},
+                    {"external", CALLOUT_CLOCK_EXTERNAL},
+                    {"virtual", CALLOUT_CLOCK_VIRTUAL}};
+      bool found = false;
+      for (const auto &c : clocks)
+        if (std::strcmp(val, c.name) == 0) cfg->clock = c.clock, found = true;
+      if (!found) bad_environment(value, "clock must be monotonic, manual, external or virtual");
+    } else if (std::strcmp(key, "hz") == 0 || std::strcmp(key, "ncpu") == 0) {
+      char *end = nullptr;
+      errno = 0;
+      const unsigned long n = std::strtoul(val, &end, 10);
+      if (*val == '\0' || *end != '\0' || errno != 0 || n > 1'000'000)
+        bad_environment(value, "hz and ncpu take a decimal number");
+      (key[0] == 'h' ? cfg->hz : cfg->ncpu) = static_cast<unsigned>(n);
+    } else {
+      bad_environment(value, "unknown key (clock, hz and ncpu are known)");
+    }
   }
-  default_domain = d;
+  unsigned ncpu, hz;
+  enum callout_clock kind;
+  if (read_config(cfg, &ncpu, &hz, &kind) != 0) bad_environment(value, "not a valid domain configuration");
+}
+
+callout_domain *create_default() NO_THREAD_SAFETY_ANALYSIS {
+  pthread_mutex_lock(&default_lock);
+  callout_domain *d = default_domain.load(std::memory_order_relaxed);
+  if (d == nullptr) {
+    callout_domain_config cfg;
+    if (default_configured) {
+      cfg = default_config;
+    } else {
+      callout_domain_config_init(&cfg);
+      read_environment(&cfg);
+    }
+    if (int err = create(&cfg, &d, true); err != 0) {
+      std::fprintf(stderr, "libcallout: callout_domain_default: cannot start the default domain: %s\n",
+                   std::strerror(err));
+      std::abort();
+    }
+    default_domain.store(d, std::memory_order_release);
+  }
+  pthread_mutex_unlock(&default_lock);
+  return d;
 }
 
 }  // namespace
@@ -162,7 +233,7 @@ void create_default() {
 using namespace libcallout::internal;
 
 namespace {
-std::uint64_t live_callouts(callout_domain *d);
+bool busy(callout_domain *d);
 }
 
 /*
@@ -197,7 +268,7 @@ extern "C" int callout_domain_create(const struct callout_domain_config *cfg, ca
 extern "C" int callout_domain_destroy(callout_domain_t *d) {
   if (d == nullptr || d->is_default) return EINVAL;
   if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
-  if (live_callouts(d) != 0) return EBUSY;
+  if (busy(d)) return EBUSY;
   teardown(d);
   return 0;
 }
@@ -208,8 +279,42 @@ extern "C" int callout_domain_destroy(callout_domain_t *d) {
  * Any thread.  Aborts with a message if its threads cannot be started.
  */
 extern "C" callout_domain_t *callout_domain_default(void) {
-  pthread_once(&default_once, create_default);
-  return default_domain;
+  if (callout_domain *d = default_domain.load(std::memory_order_acquire); d != nullptr) return d;
+  return create_default();
+}
+
+/*
+ * callout_domain_default_configure: sets the configuration the default
+ * domain will be created with.  Only before its first use: EBUSY (nothing
+ * changed) once it exists.  EINVAL for a bad cfg (as callout_domain_create).
+ * It wins over the CALLOUT_DEFAULT_DOMAIN environment variable.  Any thread;
+ * never sleeps.
+ */
+extern "C" int callout_domain_default_configure(const struct callout_domain_config *cfg) {
+  unsigned ncpu, hz;
+  enum callout_clock kind;
+  if (int err = read_config(cfg, &ncpu, &hz, &kind); err != 0) return err;
+  pthread_mutex_lock(&default_lock);
+  int err = 0;
+  if (default_domain.load(std::memory_order_relaxed) != nullptr) {
+    err = EBUSY;
+  } else {
+    std::memcpy(&default_config, cfg, sizeof default_config);
+    default_config.size = sizeof default_config;  // a larger caller's tail is zero (checked)
+    default_configured = true;
+  }
+  pthread_mutex_unlock(&default_lock);
+  return err;
+}
+
+/*
+ * callout_domain_current: the domain of the handler the calling thread is
+ * running (it is a softclock thread, or runs handlers for an external or
+ * virtual domain), else the default domain.  The domain callout_init uses.
+ */
+extern "C" callout_domain_t *callout_domain_current(void) {
+  if (Cpu *here = current_cpu(); here != nullptr) return here->domain;
+  return callout_domain_default();
 }
 
 extern "C" unsigned callout_domain_ncpu(const callout_domain_t *d) { return d->ncpu; }
@@ -233,17 +338,23 @@ extern "C" int callout_domain_curcpu(const callout_domain_t *d) {
 
 namespace {
 
-// The number of callouts initialised on d and not destroyed.  Takes every
-// CPU lock at once (in index order, the CPU lock order) so that the sum is
-// a snapshot; the analysis cannot follow a loop of locks.
-std::uint64_t live_callouts(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
+// Whether d still has users: a callout initialised on d and not destroyed
+// (CALLOUT_NODESTROY ones are not counted), or a pending callout (which a
+// never-destroyed callout may be).  A handler still running is no obstacle:
+// teardown joins the threads, so it finishes first.  Takes every CPU lock at once (in index order, the CPU lock
+// order) so that the answer is a snapshot; the analysis cannot follow a loop
+// of locks.
+bool busy(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
   std::uint64_t live = 0;
+  bool in_use = false;
   for (unsigned i = 0; i < d->ncpu; ++i) {
-    d->cpus[i].lock.lock();
-    live += d->cpus[i].live;
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    live += cpu->live;
+    if (cpu->wheel.size() != 0) in_use = true;
   }
   for (unsigned i = d->ncpu; i-- > 0;) d->cpus[i].lock.unlock();
-  return live;
+  return live != 0 || in_use;
 }
 
 }  // namespace
@@ -293,12 +404,48 @@ bool run_step(callout_domain *d) {
 
 }  // namespace
 
+namespace {
+
+// One step of advance() on a virtual clock: the due handlers run right here,
+// CPU by CPU in index order, each CPU's in the order its wheel hands them
+// over (for callouts due at the same tick: the order in which they were
+// armed, except that a callout moved later while pending keeps its place
+// among those armed before it -- a function of the calls made, never of
+// timing).  While a callout_domain_drain() holds dispatch, wait for it.
+// Returns whether anything was due.
+bool run_step_here(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
+  bool any = false;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    while (cpu->holds != 0 && cpu->wheel.has_expired()) {
+      const std::uint32_t seen = cpu->kick.generation();
+      cpu->lock.unlock();
+      cpu->kick.wait(seen);
+      cpu->lock.lock();
+    }
+    if (cpu->wheel.has_expired()) {
+      any = true;
+      Cpu *const previous = set_current_cpu(cpu);
+      run_expired(cpu);
+      set_current_cpu(previous);
+    }
+    cpu->lock.unlock();
+  }
+  return any;
+}
+
+}  // namespace
+
 /*
- * callout_domain_advance: manual clock only (EINVAL otherwise).  Moves the
- * clock forward nticks ticks, tick by tick: every callout due at tick t, on
- * every CPU, has run (or been skipped) before any callout due at t + 1
- * starts, including callouts scheduled by handlers during the advance.
- * Returns 0 once everything due up to the new tick has finished.  Empty
+ * callout_domain_advance: manual and virtual clocks only (EINVAL otherwise).
+ * Moves the clock forward nticks ticks, tick by tick: every callout due at
+ * tick t, on every CPU, has run (or been skipped) before any callout due at
+ * t + 1 starts, including callouts scheduled by handlers during the advance.
+ * Returns 0 once everything due up to the new tick has finished.  On the
+ * manual clock the softclock threads run the handlers; on the virtual clock
+ * the calling thread does, acting as each CPU's softclock in turn, so the
+ * order is deterministic (run_step_here).  Empty
  * stretches cost O(1) each: the step goes straight to the earliest next-due
  * tick over all CPUs.  Concurrent calls are serialised.  May block (it waits
  * for handlers); EDEADLK if called from a handler of d.
@@ -324,9 +471,46 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
         cpu->lock.unlock();
       }
     }
-    const bool ran = run_step(d);
+    const bool ran = d->clock.caller_runs() ? run_step_here(d) : run_step(d);
     if (step == target && !ran) break;
   }
   pthread_mutex_unlock(&d->advance_mutex);
+  return 0;
+}
+
+/*
+ * callout_domain_drain: returns once no handler of d is running and none is
+ * being dispatched.  While it waits, no new dispatch starts on d (each CPU
+ * holds its expired list); handlers already running finish; pending
+ * callouts stay pending and run after it returns.  0; EINVAL for NULL;
+ * EDEADLK from a handler of d (it would wait for itself).  May sleep: not
+ * while holding a lock that a running handler or a waiting dispatch of d
+ * needs (giant or an associated mutex), which would deadlock.
+ */
+extern "C" int callout_domain_drain(callout_domain_t *d) {
+  if (d == nullptr) return EINVAL;
+  if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    ++cpu->holds;
+    cpu->lock.unlock();
+  }
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    while (cpu->running != nullptr) {
+      wait_for_done(cpu);
+      cpu->lock.lock();
+    }
+    cpu->lock.unlock();
+  }
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    --cpu->holds;
+    cpu->lock.unlock();
+    cpu->kick.wake_all();
+  }
   return 0;
 }

@@ -62,7 +62,7 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
   }
   for (callout_domain *d = registry; d != nullptr; d = d->next_live)
     for (unsigned i = 0; i < d->ncpu; ++i)
-      if (&d->cpus[i] != self && !d->cpus[i].stopping && !d->clock.external() &&
+      if (&d->cpus[i] != self && !d->cpus[i].stopping && d->clock.threaded() &&
           start_thread(&d->cpus[i]) != 0) {
         std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
         std::abort();

@@ -50,6 +50,9 @@ extern "C" unsigned callout_domain_run(callout_domain_t *d) {
   if (cpu->looping) misuse_domain("callout_domain_run", d, "called concurrently from two threads");
   cpu->looping = true;
   for (;;) {
+    // A callout_domain_drain() holds dispatch: return, the fd stays
+    // readable and the loop comes back once the drain is over.
+    if (cpu->holds != 0) break;
     const std::uint64_t now = d->clock.ticks();
     const std::uint64_t next = cpu->wheel.next_due();
     if (next > now) {

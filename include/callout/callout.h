@@ -34,7 +34,7 @@ extern "C" {
 
 /* The version of this header; callout_version() gives the library's. */
 #define CALLOUT_VERSION_MAJOR 1
-#define CALLOUT_VERSION_MINOR 0
+#define CALLOUT_VERSION_MINOR 1
 #define CALLOUT_VERSION_PATCH 0
 
 /* Caller-provided storage for one callout.  Opaque; never grows. */
@@ -48,14 +48,22 @@ typedef void (*callout_func_t)(void *);
 #define CALLOUT_MPSAFE 0x0100u
 /* With callout_init_mtx: the handler itself unlocks the mutex. */
 #define CALLOUT_RETURNUNLOCKED 0x0200u
+/* (1.1) The callout is never destroyed: its memory may be freed or reused
+ * once it is neither pending nor running, with no further call (FreeBSD and
+ * Linux code does that).  The domain does not count it, so it does not keep
+ * callout_domain_destroy() from succeeding; callout_destroy() is allowed. */
+#define CALLOUT_NODESTROY 0x0400u
 
 typedef struct callout_domain callout_domain_t;
 
 enum callout_clock {
 	CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
 	CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
-	CALLOUT_CLOCK_EXTERNAL = 2   /* monotonic ticks, no thread: an event loop runs
+	CALLOUT_CLOCK_EXTERNAL = 2,  /* monotonic ticks, no thread: an event loop runs
 	                                the handlers (callout_domain_run); 1 CPU */
+	CALLOUT_CLOCK_VIRTUAL = 3    /* (1.1) ticks move only by callout_domain_advance,
+	                                which runs the due handlers in the calling
+	                                thread, deterministically; no thread */
 };
 
 struct callout_domain_config {
@@ -79,6 +87,21 @@ CALLOUT_API int callout_domain_curcpu(const callout_domain_t *d);
 CALLOUT_API int callout_domain_advance(callout_domain_t *d, uint64_t nticks);
 CALLOUT_API void callout_giant_enter(callout_domain_t *d);
 CALLOUT_API void callout_giant_exit(callout_domain_t *d);
+
+/* (1.1) Returns once no handler of d is running or being dispatched: while
+ * it waits no new dispatch starts on d; pending callouts stay pending.  0, or
+ * EDEADLK from a handler of d, EINVAL for NULL.  May sleep. */
+CALLOUT_API int callout_domain_drain(callout_domain_t *d);
+
+/* (1.1) Sets the configuration of the default domain, before its first use
+ * (otherwise EBUSY, nothing changed).  0, or EINVAL for a bad cfg.  The
+ * environment variable CALLOUT_DEFAULT_DOMAIN does the same without a call
+ * (callout_domain(3)); a call made before first use wins over it. */
+CALLOUT_API int callout_domain_default_configure(const struct callout_domain_config *cfg);
+
+/* (1.1) The domain callout_init() uses from the calling thread: the domain
+ * of the handler it runs, else the default domain (started if need be). */
+CALLOUT_API callout_domain_t *callout_domain_current(void);
 
 /* ---- Callouts: callout(3) ---------------------------------------------- */
 
