@@ -124,8 +124,8 @@ CALLOUT_API int callout_domain_advance(callout_domain_t *d, uint64_t nticks);
 
 CALLOUT_API void callout_giant_enter(callout_domain_t *d);
 /* Takes d's recursive giant lock, under which the handlers of callouts
- * without CALLOUT_MPSAFE (and without a mutex) run.  May block.  A thread
- * that holds giant and a mutex must have taken giant first. */
+ * without CALLOUT_MPSAFE (and without a mutex) run.  May block.  Code that
+ * takes both giant and a mutex should take giant first. */
 
 CALLOUT_API void callout_giant_exit(callout_domain_t *d);
 /* Releases one level of giant.  Never blocks; misuse if the caller does not
@@ -153,7 +153,8 @@ CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d,
 CALLOUT_API void callout_destroy(callout_t *c);
 /* Retires c; then only an init may touch it.  Misuse if c is pending or
  * runs in another thread (halt it first); from c's own handler it is fine,
- * and the handler may then free c.  Never sleeps. */
+ * and the handler may then free c, unless a callout_halt_async completion
+ * is outstanding (c must live until it has run).  Never sleeps. */
 
 /* Scheduling.  ticks <= 0 means 1; due tick = callout_domain_ticks() +
  * ticks.  A reset while c's handler runs makes it run again after that
