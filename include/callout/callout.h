@@ -62,7 +62,8 @@ typedef void (*callout_func_t)(void *);
 
 /* Handler runs without the domain's giant lock. */
 #define CALLOUT_MPSAFE 0x0100u
-/* With callout_init_mtx: the handler itself unlocks the mutex. */
+/* The handler itself releases its associated lock (the mutex of
+ * callout_init_mtx, or giant); the softclock does not. */
 #define CALLOUT_RETURNUNLOCKED 0x0200u
 
 typedef struct callout_domain callout_domain_t;
@@ -146,9 +147,10 @@ CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags,
 
 CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d,
                                   pthread_mutex_t *mtx, unsigned flags);
-/* As callout_init_domain, with mtx associated: the handler runs holding mtx,
- * and a stop or reset made holding mtx means the handler will not run for
- * that arming.  Never takes giant.  mtx must outlive c; NULL is misuse. */
+/* As callout_init_domain, with mtx associated: the handler runs holding mtx
+ * (unlocked after it, unless CALLOUT_RETURNUNLOCKED), and a stop or reset
+ * made holding mtx means the handler will not run for that arming.  Never
+ * takes giant.  mtx must outlive c; NULL is misuse. */
 
 CALLOUT_API void callout_destroy(callout_t *c);
 /* Retires c; then only an init may touch it.  Misuse if c is pending or
