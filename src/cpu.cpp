@@ -82,7 +82,9 @@ void release_association(callout_domain *d, std::uint32_t flags, pthread_mutex_t
                          callout_func_t func) {
   if (flags & kGiant) {
     if ((flags & CALLOUT_RETURNUNLOCKED) == 0) {
-      if (d->giant.depth() != 1 || !d->giant.held_by_caller())
+      // Ownership first: depth() belongs to giant's owner, and another
+      // thread may own it if the handler released it.
+      if (!d->giant.held_by_caller() || d->giant.depth() != 1)
         misuse("softclock", c, func, "handler returned with the giant lock taken or released unevenly");
       d->giant.exit();
     } else if (d->giant.held_by_caller()) {
