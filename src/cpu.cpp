@@ -17,7 +17,6 @@
 // handler may have destroyed and freed it.
 #include "cpu.h"
 
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
 
