@@ -67,7 +67,10 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
         std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
         std::abort();
       }
-  pthread_mutex_init(&registry_lock, nullptr);
+  // The forking thread took registry_lock in before_fork(), and the child's
+  // one thread is that thread: it owns the lock and unlocks it, as the parent
+  // does.  (Re-initialising a locked mutex is undefined.)
+  pthread_mutex_unlock(&registry_lock);
 }
 
 void register_atfork() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
