@@ -1,6 +1,9 @@
 // fork.cpp -- the registry of live domains and the pthread_atfork handlers
 // that keep every domain working in a fork child.
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -55,7 +58,22 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
       }
       cpu->nwait = 0;
       cpu->nidle = 0;
-      cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
+      cpu->holds = 0;  // a drain in progress was another thread's
+      if (cpu->timer_fd >= 0) {
+        // An external clock's timerfd is an open file description the
+        // parent shares: arming it here would disarm the parent's.  Give the
+        // child its own timer under the same descriptor number, armed as
+        // the parent's was.
+        const int fresh = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fresh < 0 || dup3(fresh, cpu->timer_fd, O_CLOEXEC) < 0) {
+          std::fprintf(stderr, "libcallout: fork: cannot give the child its own timerfd\n");
+          std::abort();
+        }
+        close(fresh);
+        arm_timer(cpu, cpu->wake_tick);
+      } else {
+        cpu->wake_tick = 0;
+      }
       cpu->thread_started = false;
       cpu->lock.unlock();
     }
