@@ -14,7 +14,9 @@
 //      release_association), re-take the CPU lock, clear running, wake the
 //      waiters (finish_dispatch).
 // After the handler returns the softclock never touches c again: the
-// handler may have destroyed and freed it.
+// handler may have destroyed and freed it.  The one exception: it clears
+// the draining mark when a callout_halt_async (or FreeBSD async drain)
+// completion is outstanding, whose caller keeps c alive until it has run.
 #include "cpu.h"
 
 #include <sys/prctl.h>
@@ -329,7 +331,7 @@ void *softclock_main(void *arg) {
     std::uint64_t wake = Wheel::kNever;
     if (clock.manual()) {
       // callout_domain_advance() moves the wheel and kicks us; we only run
-      // what it made due, then report back through `done`.
+      // what it made due, then report back through `idle`.
       if (cpu->wheel.has_expired() && cpu->holds == 0) {
         run_expired(cpu);
         continue;
