@@ -56,6 +56,8 @@ Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) {
   if (cpu == -1) return home;
   if (cpu == kFbsdCurCpu) {
     if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return here;
+    // Virtual time: the processor the caller runs on must not matter.
+    if (d->clock.caller_runs()) return &d->cpus[0];
     const int os_cpu = sched_getcpu();
     return &d->cpus[os_cpu < 0 ? 0 : static_cast<unsigned>(os_cpu) % d->ncpu];
   }
