@@ -5,6 +5,7 @@
 #include <callout/compat/freebsd.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 struct fbsd_callouts {
@@ -35,4 +36,21 @@ void fbsd_callouts_drain_and_free(fbsd_callouts *set) {
     delete c;
   }
   delete set;
+}
+
+namespace {
+void record_cpu(void *arg) {
+  auto *where = static_cast<std::pair<callout_domain_t *, int> *>(arg);
+  where->second = callout_domain_curcpu(where->first);
+}
+}  // namespace
+
+int fbsd_curcpu_lands_on(callout_domain_t *d) {
+  std::pair<callout_domain_t *, int> where{d, -1};
+  struct callout c;
+  callout_init_on(&c, 1, d);
+  callout_reset_curcpu(&c, 1, record_cpu, &where);
+  callout_domain_advance(d, 1);
+  callout_drain(&c);
+  return where.second;
 }

@@ -17,4 +17,9 @@ int fbsd_callouts_stop_first(fbsd_callouts *set);
 // further library call, as FreeBSD code does.
 void fbsd_callouts_drain_and_free(fbsd_callouts *set);
 
+// On virtual domain d (not advanced by anyone else): a FreeBSD callout armed
+// with callout_reset_curcpu from the calling thread (not a handler), run by
+// advancing d; returns the CPU index its handler ran on.
+int fbsd_curcpu_lands_on(callout_domain_t *d);
+
 #endif
