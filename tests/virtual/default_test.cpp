@@ -175,8 +175,7 @@ TEST(Parent, MalformedEnvironmentDies) {
   }
 }
 
-// The same through a death test, in the form the brief of the API promises:
-// the message names the variable.
+// The same as a death test: the message names the variable and its value.
 TEST(DefaultDomainDeathTest, MalformedEnvironmentNamesTheVariable) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(

@@ -131,12 +131,13 @@ TEST(Virtual, ACalloutMovedLaterWhilePendingKeepsItsPlace) {
   callout_reset(&a.c, 65, trace_handler, &a);
   callout_reset(&b.c, 70, trace_handler, &b);
   callout_reset(&a.c, 70, trace_handler, &a);
-  // C is armed (due 70) after both; a stopped-then-rearmed callout is a new
-  // arming and goes last, so stop/reset is how a caller asks for "last".
+  // C, armed (due 70) after all of that, runs last.
   callout_reset(&c.c, 70, trace_handler, &c);
   ASSERT_EQ(d.advance(100), 0);
   EXPECT_EQ(trace, (Trace{{70, 1}, {70, 2}, {70, 3}}));
 
+  // Stopped and armed again instead, A is a new arming and runs after B:
+  // stop and reset is how a caller asks for "last".
   trace.clear();
   callout_reset(&a.c, 65, trace_handler, &a);
   callout_reset(&b.c, 70, trace_handler, &b);
