@@ -465,7 +465,10 @@ TEST(Drain, WaitsForAHandlerOnAnotherCpuAndHoldsNewDispatch) {
     drained = true;
   });
   ASSERT_TRUE(wait_until([&] { return entering.load(); }));
-  std::this_thread::sleep_for(20ms);  // let the drain take hold of dispatch
+  // Let the drain take hold of dispatch (a few counter increments; the
+  // margin is for a loaded machine -- too short can only make B run early
+  // and the test fail, never pass wrongly).
+  std::this_thread::sleep_for(100ms);
   // B, on CPU 0, comes due while the drain waits: it must not start.
   b.reset(2);
   EXPECT_TRUE(stays_false([&] { return drained.load() || b_started.load(); }, 150ms));
