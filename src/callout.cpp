@@ -138,9 +138,10 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
   return result;
 }
 
-HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) NO_THREAD_SAFETY_ANALYSIS {
+HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown,
+                       bool cancel_dispatch) NO_THREAD_SAFETY_ANALYSIS {
   Cpu *cpu = lock_callout(ci);
-  HaltResult r{false, stop_locked(cpu, ci).unlinked};
+  HaltResult r{false, stop_locked(cpu, ci, cancel_dispatch).unlinked};
   if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
   CALLOUT_STAT(++cpu->stats.halts);
   CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
@@ -170,7 +171,8 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
       wait_for_done(cpu);
     }
     cpu = lock_callout(ci);
-    if (stop_locked(cpu, ci).unlinked) r.unlinked = true;  // H1: undo a re-arm made while we were away
+    // H1: undo a re-arm made while we were away.
+    if (stop_locked(cpu, ci, cancel_dispatch).unlinked) r.unlinked = true;
     if (!running_elsewhere(cpu, ci)) break;
   }
   --ci->node.spare;

@@ -75,8 +75,10 @@ struct HaltResult {
 
 // callout_halt and its variants: stops c (marking it shut down first if
 // asked), then waits while another thread dispatches or runs c, releasing
-// `interlock` and giant as callout_halt documents.
-HaltResult halt_common(CalloutImpl *c, pthread_mutex_t *interlock, bool shutdown);
+// `interlock` and giant as callout_halt documents.  cancel_dispatch as for
+// stop_locked: FreeBSD's drain lets a dispatch waiting for c's lock go on
+// (the handler then runs, and the drain waits for it).
+HaltResult halt_common(CalloutImpl *c, pthread_mutex_t *interlock, bool shutdown, bool cancel_dispatch = true);
 
 // Prepares c.  flags: the public flags (others are misuse); mode: internal
 // bits the compat layer adds (kFreeBSD: FreeBSD's rules, homed on CPU 0 and

@@ -1,10 +1,13 @@
 // clock.h -- a domain's clock: what tick it is, and when a tick begins.
 //
-// Two kinds (SPEC §3).  The monotonic clock is tickless: nothing counts
-// ticks; the tick number is computed from CLOCK_MONOTONIC when someone asks
-// (tick t begins at origin + t/hz seconds), and a softclock thread sleeps
-// until the instant its next due tick begins.  The manual clock is a counter
-// that only callout_domain_advance() moves.
+// Four kinds (enum callout_clock).  The monotonic clock is tickless: nothing
+// counts ticks; the tick number is computed from CLOCK_MONOTONIC when someone
+// asks (tick t begins at origin + t/hz seconds), and a softclock thread
+// sleeps until the instant its next due tick begins.  The external clock
+// reads the same ticks, but an event loop runs the handlers instead of a
+// thread (loop.cpp).  The manual clock is a counter that only
+// callout_domain_advance() moves; the virtual clock is the same counter, and
+// advance() runs the handlers in its own thread (domain.cpp).
 #ifndef CALLOUT_SRC_CLOCK_H
 #define CALLOUT_SRC_CLOCK_H
 

@@ -56,6 +56,8 @@ Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) {
   if (cpu == -1) return home;
   if (cpu == kFbsdCurCpu) {
     if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return here;
+    // Virtual time: the processor the caller runs on must not matter.
+    if (d->clock.caller_runs()) return &d->cpus[0];
     const int os_cpu = sched_getcpu();
     return &d->cpus[os_cpu < 0 ? 0 : static_cast<unsigned>(os_cpu) % d->ncpu];
   }
@@ -206,8 +208,9 @@ extern "C" CALLOUT_API int callout_fbsd_reset_sbt(callout_t *c, std::int64_t sbt
  *   running otherwise: stop and async drain take out a pending re-arm and
  *     return 0 (async: `async(arg)` runs on the softclock once c is no
  *     longer used, and resets are ignored until then); drain waits for the
- *     handler, taking out any re-arm, and returns 1 if it took one out,
- *     else -1.
+ *     handler (a dispatch waiting for c's lock is not cancelled: the handler
+ *     runs once that lock is free), taking out any re-arm, and returns 1 if
+ *     it took one out, else -1.
  * stop and async drain never sleep; drain may (not from c's own handler:
  * misuse, it would wait for itself; not holding c's mutex, which the
  * dispatch may need).  Giant held by the drain's caller is released while
@@ -226,7 +229,9 @@ extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain, callout_fu
       misuse(function, c, ci->func, "called from the callout's own handler (it would wait for itself)");
     }
     cpu->lock.unlock();
-    const HaltResult r = halt_common(ci, nullptr, false);
+    // FreeBSD's drain only sleeps: a dispatch waiting for the callout's lock
+    // (held by some other thread) goes on, and the handler runs first.
+    const HaltResult r = halt_common(ci, nullptr, false, false);
     cpu = lock_callout(ci);
     ci->flags.fetch_and(~kActive, std::memory_order_relaxed);
     cpu->lock.unlock();

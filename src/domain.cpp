@@ -1,7 +1,8 @@
-// domain.cpp -- domains: configuration, creation and destruction, the
-// default domain, the accessors, and the manual clock's advance().  The giant
-// lock, fork handling and event-loop embedding have their own files
-// (domain.h lists them).
+// domain.cpp -- domains: configuration (and its validation), creation and
+// destruction, the default domain (its late configuration, the environment
+// variable), the accessors, advance() for the manual and virtual clocks, and
+// the drain.  The giant lock, fork handling and event-loop embedding have
+// their own files (domain.h lists them).
 #include "domain.h"
 
 #include <errno.h>
@@ -249,9 +250,10 @@ extern "C" void callout_domain_config_init(struct callout_domain_config *cfg) {
 
 /*
  * callout_domain_create: builds a domain and starts its ncpu softclock
- * threads ("callout/N").  Returns 0 and sets *dp; EINVAL for a bad size,
- * hz > 10^6, ncpu > 1024 or an unknown clock; EAGAIN or ENOMEM when threads
- * or memory cannot be had.  On error *dp is untouched and nothing leaks.
+ * threads ("callout/N"; none for an external or a virtual clock).  Returns 0
+ * and sets *dp; EINVAL for a bad size, hz > 10^6, ncpu > 1024 (> 1 for an
+ * external clock) or an unknown clock; EAGAIN or ENOMEM when threads,
+ * memory or the external clock's timerfd cannot be had.  On error *dp is untouched and nothing leaks.
  * Any thread; may block briefly (thread creation).
  */
 extern "C" int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp) {
@@ -329,7 +331,9 @@ extern "C" uint64_t callout_domain_ticks(const callout_domain_t *d) { return d->
 
 /*
  * callout_domain_curcpu: the CPU index if the caller is one of d's softclock
- * threads (that is, a handler of d is calling), else -1.
+ * threads, or the thread running d's handlers inside callout_domain_run or
+ * a virtual callout_domain_advance (in short: a handler of d is calling),
+ * else -1.
  */
 extern "C" int callout_domain_curcpu(const callout_domain_t *d) {
   Cpu *cpu = current_cpu();

@@ -2,8 +2,8 @@
 // the giant lock.
 //
 // The domain's code is split by idea.  domain.cpp holds the configuration,
-// creation and destruction, the default domain, the accessors and the manual
-// clock's advance(); giant.cpp the giant lock (giant.h); fork.cpp the
+// creation and destruction, the default domain, the accessors, advance()
+// for the manual and virtual clocks and the drain; giant.cpp the giant lock (giant.h); fork.cpp the
 // registry of live domains and the pthread_atfork handlers that keep every
 // domain working in a fork child; loop.cpp the event-loop embedding of
 // external-clock domains (next timeout, run, fd).  The functions below are

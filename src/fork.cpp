@@ -1,6 +1,9 @@
 // fork.cpp -- the registry of live domains and the pthread_atfork handlers
 // that keep every domain working in a fork child.
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -55,7 +58,22 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
       }
       cpu->nwait = 0;
       cpu->nidle = 0;
-      cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
+      cpu->holds = 0;  // a drain in progress was another thread's
+      if (cpu->timer_fd >= 0) {
+        // An external clock's timerfd is an open file description the
+        // parent shares: arming it here would disarm the parent's.  Give the
+        // child its own timer under the same descriptor number, armed as
+        // the parent's was.
+        const int fresh = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fresh < 0 || dup3(fresh, cpu->timer_fd, O_CLOEXEC) < 0) {
+          std::fprintf(stderr, "libcallout: fork: cannot give the child its own timerfd\n");
+          std::abort();
+        }
+        close(fresh);
+        arm_timer(cpu, cpu->wake_tick);
+      } else {
+        cpu->wake_tick = 0;
+      }
       cpu->thread_started = false;
       cpu->lock.unlock();
     }
@@ -67,7 +85,10 @@ void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
         std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
         std::abort();
       }
-  pthread_mutex_init(&registry_lock, nullptr);
+  // The forking thread took registry_lock in before_fork(), and the child's
+  // one thread is that thread: it owns the lock and unlocks it, as the parent
+  // does.  (Re-initialising a locked mutex is undefined.)
+  pthread_mutex_unlock(&registry_lock);
 }
 
 void register_atfork() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }

@@ -1,7 +1,6 @@
 // inspect.cpp -- looking inside a running domain: the invariant checker,
 // the counters and the "show callout" dump.  Each takes one CPU lock at a
 // time, so all are safe while the domain runs (and consistent per CPU).
-#include <dlfcn.h>
 #include <errno.h>
 
 #include <cinttypes>
