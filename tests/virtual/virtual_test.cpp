@@ -344,11 +344,10 @@ TEST(Virtual, GiantLockedHandlersRunUnderGiant) {
 }
 
 // advance() from a thread that itself holds giant, with a giant-locked
-// handler due: giant is recursive, so the handler can run in that thread.
-// DISABLED: the engine aborts with "handler returned with the giant lock
-// taken or released unevenly" -- the virtual dispatch does not account for
-// the giant level the caller already held.  Enable once fixed.
-TEST(Virtual, DISABLED_AdvanceWhileHoldingGiantRunsGiantHandlers) {
+// handler due: giant is recursive, so the handler runs in that thread (the
+// dispatch must count the level the caller already holds, not abort with
+// "handler returned with the giant lock taken or released unevenly").
+TEST(Virtual, AdvanceWhileHoldingGiantRunsGiantHandlers) {
   Watchdog wd("virtual advance under giant");
   Domain d(1, CALLOUT_CLOCK_VIRTUAL);
   int runs = 0;
@@ -410,13 +409,11 @@ TEST(Virtual, DestroyRefusesWhileUsedAndSucceedsAfter) {
 }
 
 // On a virtual domain the handler order must be a function of the calls
-// made, not of the processor the caller happens to run on.  FreeBSD's
-// callout_reset_curcpu from a thread that is not a handler picks the CPU
-// from sched_getcpu(), so the same program lands its callout on different
-// CPUs (and so runs handlers in a different order) depending on where the
-// OS schedules it.  DISABLED until the engine picks a fixed CPU (0, as
-// native callouts initialised outside a handler get) on a virtual domain.
-TEST(Virtual, DISABLED_FreeBSDResetCurcpuDoesNotDependOnTheOsProcessor) {
+// made, not of the processor the caller happens to run on: FreeBSD's
+// callout_reset_curcpu from a thread that is not a handler must not pick
+// its CPU from sched_getcpu() there (pinned to two different processors,
+// the same program must land its callout on the same CPU).
+TEST(Virtual, FreeBSDResetCurcpuDoesNotDependOnTheOsProcessor) {
   cpu_set_t saved;
   ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
   if (CPU_COUNT(&saved) < 2) GTEST_SKIP() << "needs two processors";
