@@ -484,6 +484,39 @@ TEST(Drain, WaitsForAHandlerOnAnotherCpuAndHoldsNewDispatch) {
   EXPECT_TRUE(b_saw_a_finished.load());
 }
 
+TEST(Drain, WaitsForAHandlerThatAdvanceRunsOnAVirtualClock) {
+  Watchdog wd("drain virtual");
+  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
+  Gate gate;
+  std::atomic<bool> a_started{false}, a_finished{false};
+  std::atomic<int> b_runs{0};
+  Callout a(d, CALLOUT_MPSAFE), b(d, CALLOUT_MPSAFE);
+  a.fn = [&] {
+    a_started = true;
+    gate.wait();
+    a_finished = true;
+  };
+  b.fn = [&] { ++b_runs; };
+  ScopeExit open([&] { gate.open(); });
+  a.reset(1);
+  b.reset(2);
+  AsyncAdvance adv(d, 5);
+  ASSERT_TRUE(wait_until([&] { return a_started.load(); }));
+  std::atomic<bool> drained{false}, a_finished_at_return{false};
+  std::thread drainer([&] {
+    EXPECT_EQ(callout_domain_drain(d), 0);
+    a_finished_at_return = a_finished.load();
+    drained = true;
+  });
+  EXPECT_TRUE(stays_false([&] { return drained.load(); }, 100ms)) << "drain returned while advance ran a handler";
+  gate.open();
+  drainer.join();
+  EXPECT_TRUE(a_finished_at_return.load());
+  // The advance goes on after the drain: B runs, at its tick.
+  EXPECT_EQ(adv.join(), 0);
+  EXPECT_EQ(b_runs.load(), 1);
+}
+
 TEST(Drain, PendingCalloutsStayPendingAndFireAfter) {
   Watchdog wd("drain pending");
   Domain d(2, CALLOUT_CLOCK_MANUAL);
