@@ -1,4 +1,4 @@
-// wheel.cpp -- advance() and the invariant checker of the timing wheel.
+// wheel.cpp -- begin_advance() and the invariant checker of the timing wheel.
 #include "wheel.h"
 
 #include <cinttypes>
@@ -7,13 +7,15 @@ namespace libcallout::internal {
 
 Wheel::Wheel() {
   expired_.next = expired_.prev = &expired_;
+  cascading_.next = cascading_.prev = &cascading_;
   for (Link &b : buckets_) b.next = b.prev = &b;
 }
 
-void Wheel::advance(std::uint64_t t) {
+void Wheel::begin_advance(std::uint64_t t) {
   if (t <= now_) return;
-  Link todo;
-  todo.next = todo.prev = &todo;
+  // Nodes still waiting from an earlier begin_advance() belong to ticks up
+  // to now: place them before now moves.
+  finish_cascade();
   for (std::uint32_t pending = levels_; pending != 0; pending &= pending - 1) {
     const int level = __builtin_ctz(pending);
     std::uint64_t passed;  // the slots of this level whose bucket time is in (now, t]
@@ -34,7 +36,7 @@ void Wheel::advance(std::uint64_t t) {
     for (; hit != 0; hit &= hit - 1) {
       const auto where = static_cast<std::uint32_t>(level * kSlots + __builtin_ctzll(hit));
       // Level 0: straight to the expired list, unvisited (see wheel.h).
-      splice(level == 0 ? &expired_ : &todo, &buckets_[where]);
+      splice(level == 0 ? &expired_ : &cascading_, &buckets_[where]);
       clear_bit(where);
     }
     // If now and t agree above this level they agree on every higher digit,
@@ -42,11 +44,6 @@ void Wheel::advance(std::uint64_t t) {
     if (hi(now_, level) == hi(t, level)) break;
   }
   now_ = t;
-  while (todo.next != &todo) {
-    WheelNode *n = node_of(todo.next);
-    unlink(&n->link);
-    place(n);
-  }
 }
 
 int Wheel::check(std::FILE *out, const char *who) const {
@@ -91,6 +88,16 @@ int Wheel::check(std::FILE *out, const char *who) const {
     } else if (n->where >= static_cast<std::uint32_t>(kSlots)) {
       report("node on the expired list has a bucket index above level 0", n, n->where);
     }
+    earliest = now_;
+  }
+  for (const Link *l = cascading_.next; l != &cascading_; l = l->next) {
+    const WheelNode *n = node_of(l);
+    ++count;
+    if (l->next->prev != l) report("broken list link", n, kExpired);
+    // Spliced from a passed bucket above level 0, not re-placed yet: it
+    // keeps that bucket's index.
+    if (n->where < static_cast<std::uint32_t>(kSlots) || n->where >= kExpired)
+      report("node on the cascade list does not carry a bucket index above level 0", n, n->where);
     earliest = now_;
   }
   if (count != size_) report("size disagrees with the number of nodes", nullptr, 0);

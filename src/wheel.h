@@ -46,6 +46,21 @@
 // compares the stale bucket's time with the new due tick, and either way
 // the node ends up where pop_expired() or place() puts it.
 //
+// Bounded cascades.  advance() re-places every node of every passed bucket
+// above level 0 before it returns: its cost grows with those buckets, and a
+// level-2 bucket can hold a large share of all pending nodes.  An owner that
+// must bound the work done under its lock calls begin_advance() instead,
+// which only splices the passed buckets (O(levels + buckets passed)) onto a
+// cascade list, and then cascade(budget) as often as it likes, each call
+// re-placing at most `budget` nodes, dropping its lock in between.  While the
+// cascade list is not empty the wheel reports work due now (has_expired(),
+// next_due() == now()), so no caller moves past this tick before every node
+// that is due in it has reached the expired list: an owner that never calls
+// cascade() still gets every node on time, because pop_expired() and
+// advance() finish the cascade themselves when they need to.  A node on the
+// cascade list keeps the index of the bucket it left, like a spliced
+// level-0 node, and for the same reasons that is harmless.
+//
 // Tick arithmetic is unsigned 64-bit and never wraps in practice (2^64 ticks
 // at 10^6 Hz is 584,000 years); eleven levels cover all 64 bits, so any due
 // tick is placed correctly, and 2^31-tick jumps cost O(levels).
@@ -125,12 +140,13 @@ class Wheel {
   }
 
   // The earliest tick at which advance() has work: now() if the expired list
-  // is not empty, else the earliest bucket time, else kNever.  It may be
-  // earlier than any node's due tick -- a cascade point of a node above level
-  // 0, or a lazily rescheduled node's old bucket -- never later.  O(1):
-  // one count-trailing-zeros on the level summary, one on that level.
+  // or the cascade list is not empty, else the earliest bucket time, else
+  // kNever.  It may be earlier than any node's due tick -- a cascade point
+  // of a node above level 0, or a lazily rescheduled node's old bucket --
+  // never later.  O(1): one count-trailing-zeros on the level summary, one
+  // on that level.
   std::uint64_t next_due() const {
-    if (expired_.next != &expired_) return now_;
+    if (has_expired()) return now_;
     if (levels_ == 0) return kNever;
     const int level = __builtin_ctz(levels_);
     // levels_ has bit `level` set only while bitmap_[level] != 0, so this
@@ -141,14 +157,48 @@ class Wheel {
 
   // Moves now() forward to t (t >= now()).  Every bucket whose bucket time
   // lies in (now, t] is cascaded: its nodes due <= t go to the expired list,
-  // the rest are re-placed.  O(levels + nodes touched).
-  void advance(std::uint64_t t);
+  // the rest are re-placed.  O(levels + nodes touched).  A cascade left
+  // pending by begin_advance() is finished first.
+  void advance(std::uint64_t t) {
+    begin_advance(t);
+    finish_cascade();
+  }
+
+  // advance(t) without the re-placing: the passed level-0 buckets go to the
+  // expired list and the passed buckets above level 0 to the cascade list,
+  // each whole, in O(1).  O(levels + buckets passed).  A cascade left
+  // pending by an earlier call is finished first (its nodes are placed
+  // against the old now, before any tick after it is passed).
+  void begin_advance(std::uint64_t t);
+
+  // Re-places at most `budget` nodes of the cascade list against now(); each
+  // lands on the expired list (due) or in a bucket.  Returns whether nodes
+  // remain on the cascade list.  O(budget).
+  bool cascade(std::size_t budget) {
+    for (; budget != 0 && cascading_.next != &cascading_; --budget) {
+      WheelNode *n = node_of(cascading_.next);
+      unlink(&n->link);
+      place(n);
+    }
+    return cascading_.next != &cascading_;
+  }
+  bool cascading() const { return cascading_.next != &cascading_; }
 
   // Takes the first due node (due <= now) off the expired list, or returns
   // nullptr.  A node on the list that is not due yet (spliced from a level-0
-  // bucket after a lazy reschedule) is re-placed on the way.
+  // bucket after a lazy reschedule) is re-placed on the way.  When the
+  // expired list is empty and a cascade is pending, cascades until a node
+  // comes due or the cascade list is empty (an owner that bounds its work
+  // calls cascade() first, so that this never happens to it).
   WheelNode *pop_expired() {
-    while (expired_.next != &expired_) {
+    for (;;) {
+      if (expired_.next == &expired_) {
+        if (cascading_.next == &cascading_) return nullptr;
+        WheelNode *c = node_of(cascading_.next);
+        unlink(&c->link);
+        place(c);
+        continue;
+      }
       WheelNode *n = node_of(expired_.next);
       unlink(&n->link);
       if (n->due > now_) {
@@ -159,9 +209,10 @@ class Wheel {
       --size_;
       return n;
     }
-    return nullptr;
   }
-  bool has_expired() const { return expired_.next != &expired_; }
+  // Whether there is work at now(): nodes on the expired list, or a pending
+  // cascade (which may hold nodes due now).
+  bool has_expired() const { return expired_.next != &expired_ || cascading_.next != &cascading_; }
 
   // The tick at which bucket `where` comes due, given the current now().
   std::uint64_t bucket_time(std::uint32_t where) const {
@@ -175,7 +226,8 @@ class Wheel {
 
   // Calls f(node, list) for every node, where list is the bucket index the
   // node is in or kExpired (a node's own `where` may be stale there): buckets
-  // level by level, then expired.
+  // level by level, then expired, then the cascade list (reported as
+  // kExpired too: those nodes wait for the owner at now()).
   template <class F>
   void for_each(F &&f) const {
     for (std::uint32_t b = 0; b <= kExpired; ++b) {
@@ -183,6 +235,7 @@ class Wheel {
       for (const Link *l = head->next; l != head; l = l->next)
         f(node_of(l), b);
     }
+    for (const Link *l = cascading_.next; l != &cascading_; l = l->next) f(node_of(l), kExpired);
   }
 
   // Checks invariant W1, the bitmaps, the size and next_due() against brute
@@ -220,6 +273,13 @@ class Wheel {
     bitmap_[level] |= std::uint64_t{1} << (where % kSlots);
     levels_ |= 1u << level;
   }
+  void finish_cascade() {
+    while (cascading_.next != &cascading_) {
+      WheelNode *n = node_of(cascading_.next);
+      unlink(&n->link);
+      place(n);
+    }
+  }
   void clear_bit(std::uint32_t where) {
     const int level = level_of(where);
     bitmap_[level] &= ~(std::uint64_t{1} << (where % kSlots));
@@ -250,6 +310,7 @@ class Wheel {
   std::uint32_t levels_ = 0;               // bit L: bitmap_[L] != 0
   std::uint64_t bitmap_[kLevels] = {};     // bit s: bucket (L, s) not empty
   Link expired_;
+  Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
   Link buckets_[kLevels * kSlots];
 };
 

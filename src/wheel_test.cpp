@@ -11,6 +11,9 @@
 //    exactly its due tick, and the ticks visited are exactly the cascade
 //    points the placement rule predicts (the cost of far timers is
 //    O(levels) wake-ups, counted structurally, never timed).
+//  * Bounded cascades (begin_advance() + cascade(budget)): the budget per
+//    call, and randomised runs with other calls landing between cascade
+//    steps, against a brute-force model: exact tick, never early.
 //  * next_due() semantics, the lazy reschedule, digit-boundary placement with
 //    hand-computed bucket indices, the expired list, size(), for_each(),
 //    bucket_time(), no-op advances, and that check() detects corruption.
@@ -1074,6 +1077,192 @@ TEST(WheelCheck, DetectsBrokenLink) {
   b.link.prev = &b.link;  // a.next == &b.link but b.prev != &a.link
   EXPECT_GT(w.check(nullptr, "test"), 0);
   b.link.prev = saved;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+// ---- bounded cascades: begin_advance() + cascade(budget) ------------------
+
+// A passed level-1 bucket of 1000 nodes is re-placed exactly `budget` nodes a
+// call: ceil(1000 / 7) calls, the last reporting nothing left.  Meanwhile the
+// wheel reports work at now and stays consistent, and afterwards exactly the
+// nodes due at the boundary tick pop.
+TEST(WheelBoundedCascade, EachCallMovesAtMostItsBudget) {
+  constexpr std::size_t kN = 1000, kBudget = 7;
+  Wheel w;
+  std::vector<WheelNode> nodes(kN);
+  for (std::size_t i = 0; i < kN; ++i) w.insert(&nodes[i], 64 + i % 64);  // level 1, slot 1
+  ASSERT_EQ(w.next_due(), 64u);
+  w.begin_advance(64);
+  EXPECT_EQ(w.now(), 64u);
+  EXPECT_TRUE(w.cascading());
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 64u);
+  EXPECT_EQ(w.size(), kN);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  std::size_t calls = 1;
+  while (w.cascade(kBudget)) {
+    ++calls;
+    EXPECT_EQ(w.next_due(), 64u);
+    ASSERT_EQ(w.check(stderr, "test"), 0);
+    ASSERT_LE(calls, kN);
+  }
+  EXPECT_EQ(calls, (kN + kBudget - 1) / kBudget);
+  EXPECT_FALSE(w.cascading());
+  const auto popped = pop_all(w, kN);
+  EXPECT_EQ(popped.size(), (kN + 63) / 64);  // i % 64 == 0
+  for (WheelNode *n : popped) EXPECT_EQ(n->due, 64u);
+  EXPECT_EQ(w.next_due(), 65u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// An owner that never calls cascade(): pop_expired() and advance() finish a
+// pending cascade themselves, so nothing is late or lost.
+TEST(WheelBoundedCascade, UnawareCallersStillSeeEveryNodeOnTime) {
+  Wheel w;
+  WheelNode a, b, c;
+  w.insert(&a, 64);   // level 1 slot 1: due at the boundary
+  w.insert(&b, 70);   // the same bucket, due later
+  w.insert(&c, 300);  // level 1 slot 4
+  w.begin_advance(64);
+  EXPECT_EQ(w.pop_expired(), &a);  // cascades until a due node appears
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 70u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.remove(&b);
+  w.insert(&b, 320);  // level 1 slot 5 from now 64
+  w.begin_advance(256);  // passes slot 4: c goes to the cascade list
+  EXPECT_TRUE(w.cascading());
+  w.begin_advance(300);  // places c against 256 first, then passes it
+  EXPECT_FALSE(w.cascading());
+  EXPECT_EQ(w.pop_expired(), &c);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  w.begin_advance(320);
+  w.advance(320);  // no move, but the pending cascade is finished
+  EXPECT_FALSE(w.cascading());
+  EXPECT_EQ(w.pop_expired(), &b);
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// Randomised, against a brute-force model (each node's due tick and whether
+// it was put on the wheel late): the owner steps to next_due() with
+// begin_advance() and then cascades in random small budgets, and between
+// any two calls other threads' inserts, removes and reschedules land (on
+// the cascade list's nodes too).  Sometimes the owner uses the unbounded
+// calls instead.  Every node not put on late pops at exactly its due tick,
+// none early, and check() holds after every call.
+TEST(WheelBoundedCascade, RandomNeverEarlyExactTickWithInterleavedCalls) {
+  const u64 starts[] = {0, 4095 - 50, k2Pow31 - 100, k2Pow40 - 7};
+  u64 seed = 500;
+  for (const u64 start : starts) {
+    Rng rng(++seed);
+    constexpr std::size_t kN = 256;
+    std::vector<WheelNode> nodes(kN);
+    for (WheelNode &n : nodes) n.where = Wheel::kNowhere;
+    struct Model {
+      bool in = false;
+      u64 due = 0;
+      bool late = false;
+    };
+    std::vector<Model> m(kN);
+    Wheel w;
+    w.advance(start);
+    std::size_t exact = 0, cascade_calls = 0, lazy_on_cascade_list = 0;
+    auto random_op = [&] {
+      const std::size_t id = below_eq(rng, kN - 1);
+      const u64 now = w.now();
+      // Mostly within a few level-2 buckets, sometimes far, sometimes late.
+      auto due = [&]() -> u64 {
+        const int r = percent(rng);
+        if (r < 3) return sub_sat(now, below_eq(rng, 3));
+        if (r < 10) return add_sat(now, 1 + below_eq(rng, k2Pow31));
+        return add_sat(now, 1 + below_eq(rng, 20000));
+      };
+      const int r = percent(rng);
+      if (!m[id].in) {
+        if (r < 70) {
+          const u64 d = due();
+          w.insert(&nodes[id], d);
+          m[id] = {true, d, d <= now};
+        }
+      } else if (r < 15) {
+        w.remove(&nodes[id]);
+        m[id] = Model{};
+      } else if (r < 40) {
+        const bool on_cascade_list = w.cascading() && nodes[id].where >= 64 && nodes[id].where < Wheel::kExpired &&
+                                     w.bucket_time(nodes[id].where) <= now;
+        const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, 300)) : due();
+        w.reschedule(&nodes[id], d);
+        if (on_cascade_list && nodes[id].where >= 64) ++lazy_on_cascade_list;
+        m[id].due = d;
+        m[id].late = m[id].late || d <= now;
+      }
+    };
+    for (int step = 0; step < 6000; ++step) {
+      for (int k = 0; k < 3; ++k) random_op();
+      const u64 nd = w.next_due();
+      if (nd == kNever) continue;
+      ASSERT_GE(nd, w.now());
+      const int mode = percent(rng);
+      if (mode < 10) {
+        w.advance(nd);
+      } else {
+        w.begin_advance(nd);
+        ASSERT_EQ(w.check(stderr, "test"), 0);
+        // Cascade in small steps with other calls in between, unless this
+        // owner leaves it all to pop_expired() (mode < 20).
+        while (mode >= 20 && w.cascading()) {
+          ASSERT_EQ(w.next_due(), w.now());
+          ASSERT_TRUE(w.has_expired());
+          if (percent(rng) < 30) random_op();
+          w.cascade(1 + below_eq(rng, 4));
+          ++cascade_calls;
+          ASSERT_EQ(w.check(stderr, "test"), 0);
+        }
+      }
+      std::size_t popped = 0;
+      while (WheelNode *n = w.pop_expired()) {
+        const auto id = static_cast<std::size_t>(n - nodes.data());
+        ASSERT_LT(id, kN);
+        ASSERT_TRUE(m[id].in);
+        ASSERT_LE(n->due, w.now()) << "node " << id << " came out early";
+        if (!m[id].late) {
+          ASSERT_EQ(n->due, w.now()) << "node " << id << " fired at the wrong tick";
+          ++exact;
+        }
+        m[id] = Model{};
+        ASSERT_LE(++popped, kN);
+      }
+      ASSERT_FALSE(w.cascading());
+      std::size_t live = 0;
+      for (std::size_t id = 0; id < kN; ++id)
+        if (m[id].in) {
+          ++live;
+          ASSERT_GT(m[id].due, w.now()) << "node " << id << " held back";
+          ASSERT_GE(m[id].due, w.next_due()) << "next_due() later than node " << id;
+        }
+      ASSERT_EQ(w.size(), live);
+      ASSERT_EQ(w.check(stderr, "test"), 0);
+    }
+    EXPECT_GT(exact, 2000u) << "start " << start;
+    EXPECT_GT(cascade_calls, 500u) << "start " << start;
+    EXPECT_GT(lazy_on_cascade_list, 0u) << "start " << start;
+  }
+}
+
+// check() sees a node on the cascade list that carries a level-0 index.
+TEST(WheelCheck, DetectsBadIndexOnTheCascadeList) {
+  Wheel w;
+  WheelNode a;
+  w.insert(&a, 100);  // level 1
+  w.begin_advance(64);
+  ASSERT_TRUE(w.cascading());
+  ASSERT_EQ(w.check(nullptr, "test"), 0);
+  const u32 where = a.where;
+  a.where = 3;
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.where = where;
   EXPECT_EQ(w.check(nullptr, "test"), 0);
 }
 
