@@ -92,7 +92,9 @@ class Wheel {
  public:
   static constexpr int kDigitBits = 6;
   static constexpr int kSlots = 1 << kDigitBits;  // 64 buckets a level
-  static constexpr int kLevels = 11;              // 66 bits >= 64
+  static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // 11: 66 bits >= 64
+  // 64-bit words of a level's bitmap (one for 6-bit digits).
+  static constexpr int kWords = kSlots >= 64 ? kSlots / 64 : 1;
   static constexpr std::uint32_t kExpired = kLevels * kSlots;
   static constexpr std::uint32_t kNowhere = kExpired + 1;
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
@@ -149,9 +151,13 @@ class Wheel {
     if (has_expired()) return now_;
     if (levels_ == 0) return kNever;
     const int level = __builtin_ctz(levels_);
-    // levels_ has bit `level` set only while bitmap_[level] != 0, so this
-    // ctz argument is never zero.
-    const int slot = __builtin_ctzll(bitmap_[level]);
+    // levels_ has bit `level` set only while some word of bitmap_[level] is
+    // not zero, so this loop stops inside the level and the ctz argument is
+    // never zero.
+    const std::uint64_t *bits = bitmap_[level];
+    int word = 0;
+    while (bits[word] == 0) ++word;
+    const int slot = word * 64 + __builtin_ctzll(bits[word]);
     return bucket_time(static_cast<std::uint32_t>(level * kSlots + slot));
   }
 
@@ -270,7 +276,8 @@ class Wheel {
     const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
     append(&buckets_[where], &n->link);
     n->where = where;
-    bitmap_[level] |= std::uint64_t{1} << (where % kSlots);
+    const std::uint32_t slot = where % kSlots;
+    bitmap_[level][slot / 64] |= std::uint64_t{1} << (slot % 64);
     levels_ |= 1u << level;
   }
   void finish_cascade() {
@@ -280,10 +287,20 @@ class Wheel {
       place(n);
     }
   }
+  bool level_empty(int level) const {
+    std::uint64_t any = 0;
+    for (int w = 0; w < kWords; ++w) any |= bitmap_[level][w];
+    return any == 0;
+  }
+  bool bit(std::uint32_t where) const {
+    const std::uint32_t slot = where % kSlots;
+    return (bitmap_[level_of(where)][slot / 64] >> (slot % 64)) & 1;
+  }
   void clear_bit(std::uint32_t where) {
     const int level = level_of(where);
-    bitmap_[level] &= ~(std::uint64_t{1} << (where % kSlots));
-    if (bitmap_[level] == 0) levels_ &= ~(1u << level);
+    const std::uint32_t slot = where % kSlots;
+    bitmap_[level][slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    if (level_empty(level)) levels_ &= ~(1u << level);
   }
   static void append(Link *head, Link *n) {
     n->prev = head->prev;
@@ -307,8 +324,8 @@ class Wheel {
 
   std::uint64_t now_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t levels_ = 0;               // bit L: bitmap_[L] != 0
-  std::uint64_t bitmap_[kLevels] = {};     // bit s: bucket (L, s) not empty
+  std::uint32_t levels_ = 0;                    // bit L: bitmap_[L] not all zero
+  std::uint64_t bitmap_[kLevels][kWords] = {};  // bit s: bucket (L, s) not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
   Link buckets_[kLevels * kSlots];
