@@ -5,13 +5,15 @@
 
 namespace libcallout::internal {
 
-Wheel::Wheel() {
+template <int DigitBits>
+BasicWheel<DigitBits>::BasicWheel() {
   expired_.next = expired_.prev = &expired_;
   cascading_.next = cascading_.prev = &cascading_;
   for (Link &b : buckets_) b.next = b.prev = &b;
 }
 
-void Wheel::begin_advance(std::uint64_t t) {
+template <int DigitBits>
+void BasicWheel<DigitBits>::begin_advance(std::uint64_t t) {
   if (t <= now_) return;
   // Nodes still waiting from an earlier begin_advance() belong to ticks up
   // to now: place them before now moves.
@@ -34,7 +36,7 @@ void Wheel::begin_advance(std::uint64_t t) {
       if (last < lo || first > lo + 63) continue;
       const std::uint64_t from = first > lo ? first - lo : 0;
       const std::uint64_t to = last - lo < 63 ? last - lo : 63;
-      std::uint64_t hit = bitmap_[level][w] & upto(to) & ~(upto(from) >> 1);
+      std::uint64_t hit = bitmap_[level * kWords + w] & upto(to) & ~(upto(from) >> 1);
       for (; hit != 0; hit &= hit - 1) {
         const auto where = static_cast<std::uint32_t>(level * kSlots + lo + __builtin_ctzll(hit));
         // Level 0: straight to the expired list, unvisited (see wheel.h).
@@ -49,7 +51,8 @@ void Wheel::begin_advance(std::uint64_t t) {
   now_ = t;
 }
 
-int Wheel::check(std::FILE *out, const char *who) const {
+template <int DigitBits>
+int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
   int bad = 0;
   auto report = [&](const char *what, const WheelNode *n, std::uint32_t where) {
     ++bad;
@@ -106,5 +109,8 @@ int Wheel::check(std::FILE *out, const char *who) const {
   if (earliest != next_due()) report("next_due() disagrees with the brute-force minimum", nullptr, 0);
   return bad;
 }
+
+template class BasicWheel<6>;
+template class BasicWheel<8>;
 
 }  // namespace libcallout::internal

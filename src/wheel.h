@@ -88,20 +88,27 @@ struct WheelNode {
   std::uint32_t spare;  // free for the owner's use (the callout keeps flags here)
 };
 
-class Wheel {
+// The wheel for digits of DigitBits bits (6: 11 levels of 64 buckets; 8: 8
+// levels of 256).  The engine uses one geometry, `Wheel` below; the tests
+// run the brute-force model on both.
+template <int DigitBits>
+class BasicWheel {
  public:
-  static constexpr int kDigitBits = 6;
-  static constexpr int kSlots = 1 << kDigitBits;  // 64 buckets a level
-  static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // 11: 66 bits >= 64
-  // 64-bit words of a level's bitmap (one for 6-bit digits).
-  static constexpr int kWords = kSlots >= 64 ? kSlots / 64 : 1;
+  static constexpr int kDigitBits = DigitBits;
+  static constexpr int kSlots = 1 << kDigitBits;  // buckets a level
+  static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // levels * digit bits >= 64
+  // 64-bit words of a level's bitmap (one for 6-bit digits).  The bitmaps
+  // of all levels are one array of words, so that bucket `where` has its bit
+  // in word where / 64, at where % 64: no more work than a one-word level.
+  static constexpr int kWords = kSlots / 64;
+  static_assert(kSlots % 64 == 0, "a level's buckets fill whole bitmap words");
   static constexpr std::uint32_t kExpired = kLevels * kSlots;
   static constexpr std::uint32_t kNowhere = kExpired + 1;
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
 
-  Wheel();
-  Wheel(const Wheel &) = delete;
-  Wheel &operator=(const Wheel &) = delete;
+  BasicWheel();
+  BasicWheel(const BasicWheel &) = delete;
+  BasicWheel &operator=(const BasicWheel &) = delete;
 
   // The last tick the wheel was advanced to.  Starts at 0.
   std::uint64_t now() const { return now_; }
@@ -154,7 +161,7 @@ class Wheel {
     // levels_ has bit `level` set only while some word of bitmap_[level] is
     // not zero, so this loop stops inside the level and the ctz argument is
     // never zero.
-    const std::uint64_t *bits = bitmap_[level];
+    const std::uint64_t *bits = &bitmap_[level * kWords];
     int word = 0;
     while (bits[word] == 0) ++word;
     const int slot = word * 64 + __builtin_ctzll(bits[word]);
@@ -276,8 +283,7 @@ class Wheel {
     const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
     append(&buckets_[where], &n->link);
     n->where = where;
-    const std::uint32_t slot = where % kSlots;
-    bitmap_[level][slot / 64] |= std::uint64_t{1} << (slot % 64);
+    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
     levels_ |= 1u << level;
   }
   void finish_cascade() {
@@ -289,18 +295,16 @@ class Wheel {
   }
   bool level_empty(int level) const {
     std::uint64_t any = 0;
-    for (int w = 0; w < kWords; ++w) any |= bitmap_[level][w];
+    for (int w = 0; w < kWords; ++w) any |= bitmap_[level * kWords + w];
     return any == 0;
   }
   bool bit(std::uint32_t where) const {
-    const std::uint32_t slot = where % kSlots;
-    return (bitmap_[level_of(where)][slot / 64] >> (slot % 64)) & 1;
+    return (bitmap_[where / 64] >> (where % 64)) & 1;
   }
   void clear_bit(std::uint32_t where) {
     const int level = level_of(where);
-    const std::uint32_t slot = where % kSlots;
-    bitmap_[level][slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
-    if (level_empty(level)) levels_ &= ~(1u << level);
+    bitmap_[where / 64] &= ~(std::uint64_t{1} << (where % 64));
+    if (bitmap_[where / 64] == 0 && level_empty(level)) levels_ &= ~(1u << level);
   }
   static void append(Link *head, Link *n) {
     n->prev = head->prev;
@@ -324,12 +328,17 @@ class Wheel {
 
   std::uint64_t now_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t levels_ = 0;                    // bit L: bitmap_[L] not all zero
-  std::uint64_t bitmap_[kLevels][kWords] = {};  // bit s: bucket (L, s) not empty
+  std::uint32_t levels_ = 0;                    // bit L: level L's words not all zero
+  std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
   Link buckets_[kLevels * kSlots];
 };
+
+extern template class BasicWheel<6>;
+extern template class BasicWheel<8>;
+
+using Wheel = BasicWheel<6>;
 
 }  // namespace libcallout::internal
 
