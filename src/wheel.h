@@ -2,13 +2,14 @@
 //
 // Varghese & Lauck, "Hashed and Hierarchical Timing Wheels", scheme 7, in the
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
-// 64-bit number read as eleven 6-bit digits; level L holds 64 buckets, one per
-// value of digit L.  No locks, no threads, no clock: the owner (one CPU of a
+// 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
+// value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
+// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No locks, no threads, no clock: the owner (one CPU of a
 // domain) holds its lock around every call and says what "now" is by calling
 // advance().
 //
 // Placement rule.  A node due at tick `due > now` goes to level
-//   L = (index of the highest bit in which due and now differ) / 6
+//   L = (index of the highest bit in which due and now differ) / D
 // and slot s = digit L of due.  So due and now agree on every digit above L,
 // and digit L of due is greater than digit L of now.  That bucket "comes due"
 // at its bucket time: now's digits above L, then s, then zeros -- the first
@@ -62,7 +63,7 @@
 // level-0 node, and for the same reasons that is harmless.
 //
 // Tick arithmetic is unsigned 64-bit and never wraps in practice (2^64 ticks
-// at 10^6 Hz is 584,000 years); eleven levels cover all 64 bits, so any due
+// at 10^6 Hz is 584,000 years); the levels cover all 64 bits, so any due
 // tick is placed correctly, and 2^31-tick jumps cost O(levels).
 #ifndef CALLOUT_SRC_WHEEL_H
 #define CALLOUT_SRC_WHEEL_H
@@ -338,7 +339,14 @@ class BasicWheel {
 extern template class BasicWheel<6>;
 extern template class BasicWheel<8>;
 
-using Wheel = BasicWheel<6>;
+// 8-bit digits.  At hz 1000 level 0 covers 256 ms and level 1 65 s, so the
+// timeouts of a protocol stack (100 ms to a few seconds) are placed in level
+// 0 or 1 and cascaded at most once, and a cascade moves the callouts of one
+// 256-tick slice.  With 6-bit digits a level-2 bucket covers 4096 ticks, so
+// one cascade could move most of the pending callouts at once, and the
+// callouts of 64 ms to 4 s were visited twice.  Cost: 32 KiB of bucket
+// heads per CPU instead of 11 KiB.
+using Wheel = BasicWheel<8>;
 
 }  // namespace libcallout::internal
 
