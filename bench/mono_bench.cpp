@@ -15,6 +15,17 @@
 //       --nice N / --fifo P: renice the softclock threads first, or make
 //       them SCHED_FIFO at priority P (from outside: the library has no such
 //       option; this shows what one would buy on a busy machine).
+//   callout-mono-bench load     [--connections N] [--seconds S] [--rate R]
+//                               [--warmup W] [--cpus C] [--keep-ms K]
+//       the demo's traffic (retransmit, delayed-ACK and keepalive callouts
+//       per connection, reset/stopped far more often than fired, connections
+//       closing and reopening) at N connections (about N pending callouts),
+//       R events per second, keepalive idle time K ms (the demo's 2500);
+//       after W seconds of warm-up, S seconds in which
+//       every handler start's lateness past its due tick's start is recorded
+//       exactly, beside an oracle in the same process: a thread with 1 ns of
+//       timer slack in clock_nanosleep(TIMER_ABSTIME) to tick starts.
+//       p50/p99/p99.9/max of both and their ratios.
 //   callout-mono-bench window   [--count N] [--seconds S] [--slack PCT]
 //       precision windows (callout_reset_window): N callouts spread over S
 //       seconds, once with no slack and once with a slack of PCT % of each
@@ -38,6 +49,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -403,6 +417,334 @@ int cmd_lateness() {
   return 0;
 }
 
+// ---- load --------------------------------------------------------------------
+
+// `load`: the demo's traffic (tools/callout_demo.cpp: a TCP stack whose
+// connections each have a retransmit, a delayed-ACK and a keepalive callout
+// associated with the connection's mutex) at a chosen number of connections,
+// with the lateness of every handler start recorded exactly, and beside it,
+// in the same process and the same seconds, the oracle: a thread with 1 ns of
+// timer slack sleeping in clock_nanosleep(TIMER_ABSTIME) to tick starts 1..8
+// ticks ahead -- what a thread woken at a deadline gets from this machine at
+// this moment.  The engine's lateness is then quoted as a ratio to the
+// oracle's, which cancels most of what the shared machine adds.
+namespace load {
+
+enum { kRexmt = 0, kDelack = 1, kKeep = 2 };
+constexpr double kDelackMs = 100;
+// The demo's keepalive: 2.5 s idle, probes every 0.75 s.  --keep-ms scales
+// both, so that 10^6 connections need not fire 400 000 keepalives a second
+// (real TCP waits two hours).
+double kKeepIdleMs = 2500, kKeepIntvlMs = 750;
+constexpr int kKeepCount = 3, kMaxShift = 6;
+
+struct Conn {
+  pthread_mutex_t mtx;
+  callout_t timer[3];
+  std::uint64_t due[3];  // due tick of the last reset of each (written under mtx)
+  std::uint16_t rtt_ms, unacked;
+  std::uint8_t rexmt_shift, keep_probes;
+  bool idle, closing;
+};
+
+callout_domain_t *g_d;
+unsigned g_hz;
+double g_origin, g_ns_per_tick;
+std::vector<Conn> *g_conns;
+
+// Per CPU: every handler start's lateness (ns), written only by that CPU's
+// softclock thread; a fixed capacity, so no allocation in a handler.
+struct alignas(64) Samples {
+  std::vector<float> late;
+  std::atomic<std::uint64_t> n{0}, dropped{0}, early{0};
+};
+std::unique_ptr<Samples[]> g_samples;
+unsigned g_ncpu;
+// On only between the warm-up and the end of the measured window.
+std::atomic<bool> g_recording{false};
+
+struct Rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ull;
+  }
+  unsigned below(unsigned n) { return static_cast<unsigned>((next() >> 32) * n >> 32); }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+};
+
+int ms_ticks(double ms) {
+  const double t = std::ceil(ms * g_hz / 1000.0);
+  return t < 1 ? 1 : static_cast<int>(t);
+}
+double rto_ms(const Conn &c) { return std::min(4.0 * c.rtt_ms + 200.0, 3000.0) * (1u << c.rexmt_shift); }
+
+void note(std::uint64_t due_tick) {
+  const std::uint64_t now = bench::mono_ns();
+  if (!g_recording.load(std::memory_order_relaxed)) return;
+  const int cpu = callout_domain_curcpu(g_d);
+  Samples &s = g_samples[cpu < 0 ? 0 : static_cast<unsigned>(cpu) % g_ncpu];
+  const double late = static_cast<double>(now) - (g_origin + static_cast<double>(due_tick) * g_ns_per_tick);
+  // The origin is calibrated to within a few µs: only more than that is early.
+  if (late < -5000) s.early.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t i = s.n.load(std::memory_order_relaxed);
+  if (i < s.late.size()) {
+    s.late[i] = static_cast<float>(late);
+    s.n.store(i + 1, std::memory_order_release);
+  } else {
+    s.dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void arm(Conn *c, int which, double ms, callout_func_t fn) {
+  const int ticks = ms_ticks(ms);
+  // The due tick is computed as the library does: the tick read now plus
+  // ticks.  A tick boundary between the two reads makes this one tick early,
+  // which only understates lateness (by one tick, at most once per boundary).
+  c->due[which] = callout_domain_ticks(g_d) + static_cast<std::uint64_t>(ticks);
+  callout_reset(&c->timer[which], ticks, fn, c);
+}
+
+void load_rexmt(void *arg) {
+  Conn *c = static_cast<Conn *>(arg);
+  note(c->due[kRexmt]);
+  if (c->closing) return;
+  if (c->rexmt_shift < kMaxShift) ++c->rexmt_shift;
+  arm(c, kRexmt, rto_ms(*c), load_rexmt);
+}
+void load_delack(void *arg) { note(static_cast<Conn *>(arg)->due[kDelack]); }
+void load_keep(void *arg) {
+  Conn *c = static_cast<Conn *>(arg);
+  note(c->due[kKeep]);
+  if (c->closing) return;
+  if (++c->keep_probes < kKeepCount) {
+    arm(c, kKeep, kKeepIntvlMs, load_keep);
+  } else {
+    c->keep_probes = 0;
+    arm(c, kKeep, kKeepIdleMs, load_keep);
+  }
+}
+
+void open_conn(Conn *c, unsigned i, Rng &rng) {
+  for (callout_t &t : c->timer) {
+    callout_init_mtx(&t, g_d, &c->mtx, CALLOUT_MPSAFE);
+    callout_bind(&t, i % g_ncpu);
+  }
+  c->rexmt_shift = 0;
+  c->keep_probes = 0;
+  c->rtt_ms = static_cast<std::uint16_t>(5 + rng.below(200));
+  c->unacked = 0;
+  c->idle = rng.below(20) == 0;
+  c->closing = false;
+  arm(c, kKeep, kKeepIdleMs * (0.5 + rng.uniform()), load_keep);
+}
+
+void close_conn(Conn *c) {
+  c->closing = true;
+  for (callout_t &t : c->timer) callout_halt(&t, &c->mtx);
+  for (callout_t &t : c->timer) callout_destroy(&t);
+}
+
+// One simulated segment (or close and reopen), as the demo's one_event().
+// Returns the resets and stops it made.
+std::pair<unsigned, unsigned> one_event(Conn *c, unsigned i, Rng &rng) {
+  unsigned resets = 0, stops = 0;
+  pthread_mutex_lock(&c->mtx);
+  const unsigned what = rng.below(1000);
+  if (what < 3) {
+    close_conn(c);
+    open_conn(c, i, rng);
+    ++resets;
+  } else if (c->idle) {
+  } else if (what < 420) {
+    if (c->unacked < 1000) ++c->unacked;
+    if (!callout_pending(&c->timer[kRexmt])) {
+      c->rexmt_shift = 0;
+      arm(c, kRexmt, rto_ms(*c), load_rexmt);
+      ++resets;
+    }
+  } else if (what < 720) {
+    if (c->unacked > 0) {
+      c->rexmt_shift = 0;
+      if (c->unacked > 1 && rng.below(3) == 0) {
+        c->unacked = static_cast<std::uint16_t>(c->unacked / 2);
+        arm(c, kRexmt, rto_ms(*c), load_rexmt);
+        ++resets;
+      } else {
+        c->unacked = 0;
+        callout_stop(&c->timer[kRexmt]);
+        ++stops;
+      }
+    }
+  } else if (callout_pending(&c->timer[kDelack])) {
+    callout_stop(&c->timer[kDelack]);
+    ++stops;
+  } else {
+    arm(c, kDelack, kDelackMs, load_delack);
+    ++resets;
+  }
+  if (!c->idle && what >= 3) {
+    c->keep_probes = 0;
+    arm(c, kKeep, kKeepIdleMs, load_keep);
+    ++resets;
+  }
+  pthread_mutex_unlock(&c->mtx);
+  return {resets, stops};
+}
+
+std::atomic<bool> g_stop{false};
+
+struct WorkerOut {
+  std::uint64_t events = 0, resets = 0, stops = 0;
+};
+
+// A network worker, paced in 1 ms slices as the demo's: 80% of the events go
+// to the busiest 10% of its connections.
+void worker(unsigned w, unsigned nworkers, double rate, WorkerOut *out) {
+  Rng rng{0x9e3779b97f4a7c15ull * (w + 1)};
+  const unsigned n = static_cast<unsigned>(g_conns->size());
+  const unsigned mine = (n - w + nworkers - 1) / nworkers;
+  const double per_slice = rate / 1000.0;
+  double owed = 0;
+  std::uint64_t next = bench::mono_ns();
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    owed += per_slice;
+    for (; owed >= 1; owed -= 1) {
+      const unsigned busy = mine / 10 + 1;
+      const unsigned k = rng.below(10) < 8 ? rng.below(busy) : rng.below(mine);
+      const unsigned i = w + k * nworkers;
+      auto [r, s] = one_event(&(*g_conns)[i], i, rng);
+      ++out->events;
+      out->resets += r;
+      out->stops += s;
+    }
+    next += 1'000'000;
+    const std::uint64_t now = bench::mono_ns();
+    if (now > next + 100'000'000) next = now;  // overloaded: do not catch up
+    bench::sleep_until_ns(next);
+  }
+}
+
+// The oracle: 1 ns of timer slack (as the softclock threads have), absolute
+// sleeps to the start of a tick 1..8 ticks ahead, lateness of each wake-up.
+void oracle(std::vector<float> *late) {
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  bench::SplitMix64 rng(11);
+  while (!g_stop.load(std::memory_order_relaxed) && late->size() < late->capacity()) {
+    const std::uint64_t tick = callout_domain_ticks(g_d) + rng.range(1, 8);
+    const auto deadline = static_cast<std::uint64_t>(g_origin + static_cast<double>(tick) * g_ns_per_tick);
+    const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u), static_cast<long>(deadline % 1'000'000'000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+    late->push_back(static_cast<float>(static_cast<double>(bench::mono_ns()) - static_cast<double>(deadline)));
+  }
+}
+
+std::string q_json(const Quantiles &q) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "{\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f}", q.p50 / 1e3,
+                q.p99 / 1e3, q.p999 / 1e3, q.max / 1e3);
+  return buf;
+}
+
+}  // namespace load
+
+int cmd_load() {
+  using namespace load;
+  const unsigned nconn = static_cast<unsigned>(opt_u64("connections", 100'000));
+  const double seconds = static_cast<double>(opt_u64("seconds", 8));
+  const double rate = static_cast<double>(opt_u64("rate", 1'000'000));
+  const unsigned warmup = static_cast<unsigned>(opt_u64("warmup", 3));
+  kKeepIdleMs = static_cast<double>(opt_u64("keep-ms", 2500));
+  kKeepIntvlMs = kKeepIdleMs * 0.3;
+  const std::string load0 = loadavg();
+  g_d = make_domain(CALLOUT_CLOCK_MONOTONIC, static_cast<unsigned>(opt_u64("cpus", 0)));
+  g_hz = callout_domain_hz(g_d);
+  g_ncpu = callout_domain_ncpu(g_d);
+  g_ns_per_tick = 1e9 / g_hz;
+  g_origin = tick_origin_ns(g_d);
+  const auto est = static_cast<std::size_t>(seconds * 2e6 / g_ncpu + 1e5);
+  g_samples.reset(new Samples[g_ncpu]);
+  for (unsigned c = 0; c < g_ncpu; ++c) g_samples[c].late.assign(est, 0.0f);
+  std::vector<Conn> conns(nconn);
+  g_conns = &conns;
+  {
+    Rng rng{12345};
+    for (unsigned i = 0; i < nconn; ++i) {
+      pthread_mutex_init(&conns[i].mtx, nullptr);
+      pthread_mutex_lock(&conns[i].mtx);
+      open_conn(&conns[i], i, rng);
+      pthread_mutex_unlock(&conns[i].mtx);
+    }
+  }
+  std::vector<WorkerOut> wout(g_ncpu);
+  std::vector<std::thread> workers;
+  for (unsigned w = 0; w < g_ncpu; ++w)
+    workers.emplace_back(worker, w, g_ncpu, rate / g_ncpu, &wout[w]);
+  // Warm-up: the initial keepalives (armed at 1.25-3.75 s) fire and the
+  // pending set reaches its steady state before anything is recorded.
+  bench::sleep_ns(static_cast<std::uint64_t>(warmup) * 1'000'000'000ull);
+  std::vector<float> oracle_late;
+  oracle_late.reserve(static_cast<std::size_t>(seconds * 1e4));
+  callout_stats s0{}, s1{}, mid{};
+  s0.size = s1.size = mid.size = sizeof s0;
+  callout_domain_stats(g_d, -1, &s0);
+  const std::uint64_t w0 = bench::mono_ns(), psi0 = cpu_pressure_us();
+  g_recording.store(true);
+  std::thread orc(oracle, &oracle_late);
+  bench::sleep_ns(static_cast<std::uint64_t>(seconds * 5e8));
+  callout_domain_stats(g_d, -1, &mid);
+  bench::sleep_ns(static_cast<std::uint64_t>(seconds * 5e8));
+  g_recording.store(false);
+  g_stop.store(true);
+  orc.join();
+  for (auto &t : workers) t.join();
+  const std::uint64_t w1 = bench::mono_ns(), psi1 = cpu_pressure_us();
+  callout_domain_stats(g_d, -1, &s1);
+  std::vector<double> late;
+  std::uint64_t dropped = 0, early = 0;
+  for (unsigned c = 0; c < g_ncpu; ++c) {
+    const std::uint64_t n = g_samples[c].n.load(std::memory_order_acquire);
+    for (std::uint64_t i = 0; i < n; ++i) late.push_back(g_samples[c].late[i]);
+    dropped += g_samples[c].dropped.load();
+    early += g_samples[c].early.load();
+  }
+  std::vector<double> orc_late(oracle_late.begin(), oracle_late.end());
+  const Quantiles ql = quantiles(late), qo = quantiles(orc_late);
+  WorkerOut tot;
+  for (auto &w : wout) {
+    tot.events += w.events;
+    tot.resets += w.resets;
+    tot.stops += w.stops;
+  }
+  const double wall = static_cast<double>(w1 - w0) * 1e-9;
+  std::printf(
+      "{\"connections\":%u,\"keep_ms\":%.0f,\"seconds\":%.1f,\"rate\":%.0f,\"hz\":%u,\"ncpu\":%u,\"loadavg_before\":\"%s\","
+      "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
+      "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
+      "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
+      "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f}}\n",
+      nconn, kKeepIdleMs, seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
+      static_cast<unsigned long long>(mid.pending), static_cast<double>(s1.fired - s0.fired) / wall,
+      static_cast<double>(s1.scheduled + s1.rescheduled + s1.stopped - s0.scheduled - s0.rescheduled - s0.stopped) /
+          wall,
+      static_cast<double>(tot.events) / wall, late.size(), static_cast<unsigned long long>(dropped),
+      static_cast<unsigned long long>(early), static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0),
+      q_json(ql).c_str(), q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
+      ql.max / qo.max);
+  // The connections' callouts still pend: halt and destroy them before their
+  // storage goes away.
+  for (unsigned i = 0; i < nconn; ++i) {
+    pthread_mutex_lock(&conns[i].mtx);
+    close_conn(&conns[i]);
+    pthread_mutex_unlock(&conns[i].mtx);
+  }
+  callout_domain_destroy(g_d);
+  return 0;
+}
+
 // ---- window ------------------------------------------------------------------
 
 // One run of `window`: N callouts with delays spread over S seconds, armed
@@ -685,7 +1027,7 @@ int cmd_memory() {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: callout-mono-bench scaling|lateness|window|cvwait|idle|memory [--key value]...\n");
+    std::fprintf(stderr, "usage: callout-mono-bench scaling|lateness|load|window|cvwait|idle|memory [--key value]...\n");
     return 2;
   }
   for (int i = 2; i + 1 < argc; i += 2) g_opt[std::string(argv[i]).substr(2)] = argv[i + 1];
@@ -693,6 +1035,7 @@ int main(int argc, char **argv) {
   if (cmd == "scaling") return cmd_scaling();
   if (cmd == "lateness") return cmd_lateness();
   if (cmd == "window") return cmd_window();
+  if (cmd == "load") return cmd_load();
   if (cmd == "cvwait") return cmd_cvwait();
   if (cmd == "idle") return cmd_idle();
   if (cmd == "memory") return cmd_memory();

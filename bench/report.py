@@ -635,6 +635,32 @@ def main():
           f"; during the condvar reference: {cv.get('loadavg', '?')}. {late.get('missing', 0)} callouts did not run"
           " (must be 0).")
         w("")
+    loads = [x for x in (read_json(os.path.join(res, f), {}) for f in ("mono_load_1e5.json", "mono_load_1e6.json")) if x]
+    if loads:
+        w("### Lateness under the demo's load, against an oracle in the same run (issue 13)")
+        w("")
+        w("`callout-mono-bench load`: the demo's traffic (retransmit, delayed-ACK and keepalive callouts per"
+          " connection, each associated with the connection's mutex; reset and stopped far more often than fired;"
+          " connections closing and reopening) at N connections. Every handler start's lateness past the start of"
+          " its due tick is recorded. The oracle is a thread of the same process with 1 ns of timer slack"
+          " sleeping in `clock_nanosleep(TIMER_ABSTIME)` to tick starts 1-8 ticks ahead, during the same seconds;"
+          " the ratio columns divide libcallout's figure by the oracle's.")
+        w("")
+        w("| connections | pending | handlers/s | | p50 µs | p99 µs | p99.9 µs | max µs |")
+        w("|---:|---:|---:|---|---:|---:|---:|---:|")
+        for x in loads:
+            c, o, r = x["callout"], x["oracle"], x["ratio"]
+            w(f"| {x['connections']:,} | {x['pending_mid']:,} | {x['fired_per_s']:,.0f} | libcallout |"
+              f" {c['p50_us']:.1f} | {c['p99_us']:.1f} | {c['p999_us']:.1f} | {c['max_us']:.0f} |")
+            w(f"| | | | oracle | {o['p50_us']:.1f} | {o['p99_us']:.1f} | {o['p999_us']:.1f} | {o['max_us']:.0f} |")
+            w(f"| | | | **ratio** | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | {r['max']:.2f} |")
+        w("")
+        w("Keepalive idle time, event rate, CPU pressure and load average of each run: "
+          + "; ".join(f"{x['connections']:,}: {x['keep_ms'] / 1000:g} s, {x['rate']:,.0f}/s,"
+                      f" {100 * x['cpu_pressure_share']:.0f} %, {x['loadavg_before']}" for x in loads)
+          + ". Handlers started before their tick (must be 0): "
+          + ", ".join(str(x.get("early", "?")) for x in loads) + ".")
+        w("")
     if win:
         ex, wd = win["exact"], win["window"]
         w("### Precision windows: wake-ups with and without slack (issue 6)")

@@ -2,13 +2,14 @@
 //
 // Varghese & Lauck, "Hashed and Hierarchical Timing Wheels", scheme 7, in the
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
-// 64-bit number read as eleven 6-bit digits; level L holds 64 buckets, one per
-// value of digit L.  No locks, no threads, no clock: the owner (one CPU of a
+// 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
+// value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
+// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No locks, no threads, no clock: the owner (one CPU of a
 // domain) holds its lock around every call and says what "now" is by calling
 // advance().
 //
 // Placement rule.  A node due at tick `due > now` goes to level
-//   L = (index of the highest bit in which due and now differ) / 6
+//   L = (index of the highest bit in which due and now differ) / D
 // and slot s = digit L of due.  So due and now agree on every digit above L,
 // and digit L of due is greater than digit L of now.  That bucket "comes due"
 // at its bucket time: now's digits above L, then s, then zeros -- the first
@@ -46,8 +47,23 @@
 // compares the stale bucket's time with the new due tick, and either way
 // the node ends up where pop_expired() or place() puts it.
 //
+// Bounded cascades.  advance() re-places every node of every passed bucket
+// above level 0 before it returns: its cost grows with those buckets, and a
+// level-2 bucket can hold a large share of all pending nodes.  An owner that
+// must bound the work done under its lock calls begin_advance() instead,
+// which only splices the passed buckets (O(levels + buckets passed)) onto a
+// cascade list, and then cascade(budget) as often as it likes, each call
+// re-placing at most `budget` nodes, dropping its lock in between.  While the
+// cascade list is not empty the wheel reports work due now (has_expired(),
+// next_due() == now()), so no caller moves past this tick before every node
+// that is due in it has reached the expired list: an owner that never calls
+// cascade() still gets every node on time, because pop_expired() and
+// advance() finish the cascade themselves when they need to.  A node on the
+// cascade list keeps the index of the bucket it left, like a spliced
+// level-0 node, and for the same reasons that is harmless.
+//
 // Tick arithmetic is unsigned 64-bit and never wraps in practice (2^64 ticks
-// at 10^6 Hz is 584,000 years); eleven levels cover all 64 bits, so any due
+// at 10^6 Hz is 584,000 years); the levels cover all 64 bits, so any due
 // tick is placed correctly, and 2^31-tick jumps cost O(levels).
 #ifndef CALLOUT_SRC_WHEEL_H
 #define CALLOUT_SRC_WHEEL_H
@@ -73,18 +89,27 @@ struct WheelNode {
   std::uint32_t spare;  // free for the owner's use (the callout keeps flags here)
 };
 
-class Wheel {
+// The wheel for digits of DigitBits bits (6: 11 levels of 64 buckets; 8: 8
+// levels of 256).  The engine uses one geometry, `Wheel` below; the tests
+// run the brute-force model on both.
+template <int DigitBits>
+class BasicWheel {
  public:
-  static constexpr int kDigitBits = 6;
-  static constexpr int kSlots = 1 << kDigitBits;  // 64 buckets a level
-  static constexpr int kLevels = 11;              // 66 bits >= 64
+  static constexpr int kDigitBits = DigitBits;
+  static constexpr int kSlots = 1 << kDigitBits;  // buckets a level
+  static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // levels * digit bits >= 64
+  // 64-bit words of a level's bitmap (one for 6-bit digits).  The bitmaps
+  // of all levels are one array of words, so that bucket `where` has its bit
+  // in word where / 64, at where % 64: no more work than a one-word level.
+  static constexpr int kWords = kSlots / 64;
+  static_assert(kSlots % 64 == 0, "a level's buckets fill whole bitmap words");
   static constexpr std::uint32_t kExpired = kLevels * kSlots;
   static constexpr std::uint32_t kNowhere = kExpired + 1;
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
 
-  Wheel();
-  Wheel(const Wheel &) = delete;
-  Wheel &operator=(const Wheel &) = delete;
+  BasicWheel();
+  BasicWheel(const BasicWheel &) = delete;
+  BasicWheel &operator=(const BasicWheel &) = delete;
 
   // The last tick the wheel was advanced to.  Starts at 0.
   std::uint64_t now() const { return now_; }
@@ -125,30 +150,69 @@ class Wheel {
   }
 
   // The earliest tick at which advance() has work: now() if the expired list
-  // is not empty, else the earliest bucket time, else kNever.  It may be
-  // earlier than any node's due tick -- a cascade point of a node above level
-  // 0, or a lazily rescheduled node's old bucket -- never later.  O(1):
-  // one count-trailing-zeros on the level summary, one on that level.
+  // or the cascade list is not empty, else the earliest bucket time, else
+  // kNever.  It may be earlier than any node's due tick -- a cascade point
+  // of a node above level 0, or a lazily rescheduled node's old bucket --
+  // never later.  O(1): one count-trailing-zeros on the level summary, one
+  // on that level.
   std::uint64_t next_due() const {
-    if (expired_.next != &expired_) return now_;
+    if (has_expired()) return now_;
     if (levels_ == 0) return kNever;
     const int level = __builtin_ctz(levels_);
-    // levels_ has bit `level` set only while bitmap_[level] != 0, so this
-    // ctz argument is never zero.
-    const int slot = __builtin_ctzll(bitmap_[level]);
+    // levels_ has bit `level` set only while some word of bitmap_[level] is
+    // not zero, so this loop stops inside the level and the ctz argument is
+    // never zero.
+    const std::uint64_t *bits = &bitmap_[level * kWords];
+    int word = 0;
+    while (bits[word] == 0) ++word;
+    const int slot = word * 64 + __builtin_ctzll(bits[word]);
     return bucket_time(static_cast<std::uint32_t>(level * kSlots + slot));
   }
 
   // Moves now() forward to t (t >= now()).  Every bucket whose bucket time
   // lies in (now, t] is cascaded: its nodes due <= t go to the expired list,
-  // the rest are re-placed.  O(levels + nodes touched).
-  void advance(std::uint64_t t);
+  // the rest are re-placed.  O(levels + nodes touched).  A cascade left
+  // pending by begin_advance() is finished first.
+  void advance(std::uint64_t t) {
+    begin_advance(t);
+    finish_cascade();
+  }
+
+  // advance(t) without the re-placing: the passed level-0 buckets go to the
+  // expired list and the passed buckets above level 0 to the cascade list,
+  // each whole, in O(1).  O(levels + buckets passed).  A cascade left
+  // pending by an earlier call is finished first (its nodes are placed
+  // against the old now, before any tick after it is passed).
+  void begin_advance(std::uint64_t t);
+
+  // Re-places at most `budget` nodes of the cascade list against now(); each
+  // lands on the expired list (due) or in a bucket.  Returns whether nodes
+  // remain on the cascade list.  O(budget).
+  bool cascade(std::size_t budget) {
+    for (; budget != 0 && cascading_.next != &cascading_; --budget) {
+      WheelNode *n = node_of(cascading_.next);
+      unlink(&n->link);
+      place(n);
+    }
+    return cascading_.next != &cascading_;
+  }
+  bool cascading() const { return cascading_.next != &cascading_; }
 
   // Takes the first due node (due <= now) off the expired list, or returns
   // nullptr.  A node on the list that is not due yet (spliced from a level-0
-  // bucket after a lazy reschedule) is re-placed on the way.
+  // bucket after a lazy reschedule) is re-placed on the way.  When the
+  // expired list is empty and a cascade is pending, cascades until a node
+  // comes due or the cascade list is empty (an owner that bounds its work
+  // calls cascade() first, so that this never happens to it).
   WheelNode *pop_expired() {
-    while (expired_.next != &expired_) {
+    for (;;) {
+      if (expired_.next == &expired_) {
+        if (cascading_.next == &cascading_) return nullptr;
+        WheelNode *c = node_of(cascading_.next);
+        unlink(&c->link);
+        place(c);
+        continue;
+      }
       WheelNode *n = node_of(expired_.next);
       unlink(&n->link);
       if (n->due > now_) {
@@ -159,9 +223,10 @@ class Wheel {
       --size_;
       return n;
     }
-    return nullptr;
   }
-  bool has_expired() const { return expired_.next != &expired_; }
+  // Whether there is work at now(): nodes on the expired list, or a pending
+  // cascade (which may hold nodes due now).
+  bool has_expired() const { return expired_.next != &expired_ || cascading_.next != &cascading_; }
 
   // The tick at which bucket `where` comes due, given the current now().
   std::uint64_t bucket_time(std::uint32_t where) const {
@@ -175,7 +240,8 @@ class Wheel {
 
   // Calls f(node, list) for every node, where list is the bucket index the
   // node is in or kExpired (a node's own `where` may be stale there): buckets
-  // level by level, then expired.
+  // level by level, then expired, then the cascade list (reported as
+  // kExpired too: those nodes wait for the owner at now()).
   template <class F>
   void for_each(F &&f) const {
     for (std::uint32_t b = 0; b <= kExpired; ++b) {
@@ -183,6 +249,7 @@ class Wheel {
       for (const Link *l = head->next; l != head; l = l->next)
         f(node_of(l), b);
     }
+    for (const Link *l = cascading_.next; l != &cascading_; l = l->next) f(node_of(l), kExpired);
   }
 
   // Checks invariant W1, the bitmaps, the size and next_due() against brute
@@ -217,13 +284,28 @@ class Wheel {
     const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
     append(&buckets_[where], &n->link);
     n->where = where;
-    bitmap_[level] |= std::uint64_t{1} << (where % kSlots);
+    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
     levels_ |= 1u << level;
+  }
+  void finish_cascade() {
+    while (cascading_.next != &cascading_) {
+      WheelNode *n = node_of(cascading_.next);
+      unlink(&n->link);
+      place(n);
+    }
+  }
+  bool level_empty(int level) const {
+    std::uint64_t any = 0;
+    for (int w = 0; w < kWords; ++w) any |= bitmap_[level * kWords + w];
+    return any == 0;
+  }
+  bool bit(std::uint32_t where) const {
+    return (bitmap_[where / 64] >> (where % 64)) & 1;
   }
   void clear_bit(std::uint32_t where) {
     const int level = level_of(where);
-    bitmap_[level] &= ~(std::uint64_t{1} << (where % kSlots));
-    if (bitmap_[level] == 0) levels_ &= ~(1u << level);
+    bitmap_[where / 64] &= ~(std::uint64_t{1} << (where % 64));
+    if (bitmap_[where / 64] == 0 && level_empty(level)) levels_ &= ~(1u << level);
   }
   static void append(Link *head, Link *n) {
     n->prev = head->prev;
@@ -247,11 +329,24 @@ class Wheel {
 
   std::uint64_t now_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t levels_ = 0;               // bit L: bitmap_[L] != 0
-  std::uint64_t bitmap_[kLevels] = {};     // bit s: bucket (L, s) not empty
+  std::uint32_t levels_ = 0;                    // bit L: level L's words not all zero
+  std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
+  Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
   Link buckets_[kLevels * kSlots];
 };
+
+extern template class BasicWheel<6>;
+extern template class BasicWheel<8>;
+
+// 8-bit digits.  At hz 1000 level 0 covers 256 ms and level 1 65 s, so the
+// timeouts of a protocol stack (100 ms to a few seconds) are placed in level
+// 0 or 1 and cascaded at most once, and a cascade moves the callouts of one
+// 256-tick slice.  With 6-bit digits a level-2 bucket covers 4096 ticks, so
+// one cascade could move most of the pending callouts at once, and the
+// callouts of 64 ms to 4 s were visited twice.  Cost: 32 KiB of bucket
+// heads per CPU instead of 11 KiB.
+using Wheel = BasicWheel<8>;
 
 }  // namespace libcallout::internal
 

@@ -11,6 +11,9 @@
 //    exactly its due tick, and the ticks visited are exactly the cascade
 //    points the placement rule predicts (the cost of far timers is
 //    O(levels) wake-ups, counted structurally, never timed).
+//  * Bounded cascades (begin_advance() + cascade(budget)): the budget per
+//    call, and randomised runs with other calls landing between cascade
+//    steps, against a brute-force model: exact tick, never early.
 //  * next_due() semantics, the lazy reschedule, digit-boundary placement with
 //    hand-computed bucket indices, the expired list, size(), for_each(),
 //    bucket_time(), no-op advances, and that check() detects corruption.
@@ -41,9 +44,13 @@ constexpr u64 k2Pow31 = u64{1} << 31;
 constexpr u64 k2Pow32 = u64{1} << 32;
 constexpr u64 k2Pow40 = u64{1} << 40;
 
-// The model below hard-codes the geometry; make sure it is the wheel's.
+// The hand-computed examples below are in 6-bit digits: they use this
+// geometry.  The randomised runs against the model run on both geometries.
+using Wheel = BasicWheel<6>;
+using Wheel8 = BasicWheel<8>;
 static_assert(Wheel::kDigitBits == 6 && Wheel::kSlots == 64 && Wheel::kLevels == 11);
 static_assert(Wheel::kExpired == 704 && Wheel::kNowhere == 705);
+static_assert(Wheel8::kSlots == 256 && Wheel8::kLevels == 8 && Wheel8::kExpired == 2048);
 
 u64 add_sat(u64 a, u64 b) { return a > kMax - b ? kMax : a + b; }
 u64 sub_sat(u64 a, u64 b) { return a < b ? 0 : a - b; }
@@ -55,26 +62,27 @@ struct Placement {
   u64 time;   // the bucket's time (0 for kExpired)
 };
 
-// Where a node due at `due` goes when the wheel is at `now`: level = index of
-// the highest differing bit / 6, slot = that digit of due, bucket time = due
-// with the digits below the level cleared.
-Placement expected_placement(u64 due, u64 now) {
-  if (due <= now) return {Wheel::kExpired, 0};
+// Where a node due at `due` goes when the wheel (of `bits`-bit digits) is at
+// `now`: level = index of the highest differing bit / bits, slot = that
+// digit of due, bucket time = due with the digits below the level cleared.
+Placement expected_placement(u64 due, u64 now, int bits = 6) {
+  const u32 slots = u32{1} << bits;
+  if (due <= now) return {static_cast<u32>((64 + bits - 1) / bits) * slots, 0};  // kExpired
   const int high_bit = static_cast<int>(std::bit_width(due ^ now)) - 1;
-  const int level = high_bit / 6;
-  const int low_bits = level * 6;  // at most 60
-  const u64 slot = (due >> low_bits) & 63;
+  const int level = high_bit / bits;
+  const int low_bits = level * bits;  // at most 60
+  const u64 slot = (due >> low_bits) & (slots - 1);
   const u64 time = due & ~((u64{1} << low_bits) - 1);
-  return {static_cast<u32>(level * 64 + slot), time};
+  return {static_cast<u32>(level * slots + slot), time};
 }
 
 // The ticks at which a node due at `due`, inserted at `from`, is cascaded when
 // the owner always advances to the node's bucket time: one per re-placement.
-std::vector<u64> cascade_chain(u64 due, u64 from) {
+std::vector<u64> cascade_chain(u64 due, u64 from, int bits = 6) {
   std::vector<u64> chain;
   u64 now = from;
   while (due > now) {
-    const Placement p = expected_placement(due, now);
+    const Placement p = expected_placement(due, now, bits);
     chain.push_back(p.time);
     now = p.time;
   }
@@ -92,7 +100,8 @@ int percent(Rng &rng) { return static_cast<int>(below_eq(rng, 99)); }
 
 // Pops the expired list, at most `limit` nodes (so a looping list fails
 // instead of hanging).
-std::vector<WheelNode *> pop_all(Wheel &w, std::size_t limit) {
+template <class W>
+std::vector<WheelNode *> pop_all(W &w, std::size_t limit) {
   std::vector<WheelNode *> out;
   while (WheelNode *n = w.pop_expired()) {
     out.push_back(n);
@@ -122,20 +131,22 @@ struct Popped {
   bool late;
 };
 
-// A Wheel driven in lockstep with a brute-force shadow of every node.
-class Lockstep {
+// A wheel driven in lockstep with a brute-force shadow of every node.
+template <class W>
+class LockstepT {
  public:
-  Lockstep(std::size_t n, u64 start) : nodes_(n), shadow_(n), now_(start) {
+  static constexpr int kBits = W::kDigitBits;
+  LockstepT(std::size_t n, u64 start) : nodes_(n), shadow_(n), now_(start) {
     for (WheelNode &node : nodes_) {
       node.link.next = node.link.prev = nullptr;
       node.due = 0;
-      node.where = Wheel::kNowhere;
+      node.where = W::kNowhere;
       node.spare = 0;
     }
     wheel_.advance(start);  // an empty wheel: just sets now
   }
 
-  Wheel &wheel() { return wheel_; }
+  W &wheel() { return wheel_; }
   u64 now() const { return now_; }
   std::size_t capacity() const { return nodes_.size(); }
   const Shadow &shadow(std::size_t id) const { return shadow_[id]; }
@@ -163,7 +174,7 @@ class Lockstep {
     // A spliced node's stale level-0 index names a bucket whose time, read
     // against the current now, is now's revolution with that slot.
     const bool lazy = (s.state == State::kPending && s.time <= due) ||
-                      (s.state == State::kSpliced && (((now_ >> 6) << 6) | s.where) <= due);
+                      (s.state == State::kSpliced && (((now_ >> kBits) << kBits) | s.where) <= due);
     s.due = due;
     if (lazy) {
       EXPECT_EQ(nodes_[id].where, before) << "lazy reschedule moved the node";
@@ -180,7 +191,7 @@ class Lockstep {
     now_ = t;
     for (Shadow &s : shadow_)
       if (s.state == State::kPending && s.time <= t) {
-        if (s.where < 64)
+        if (s.where < static_cast<u32>(W::kSlots))
           s.state = State::kSpliced;  // the whole bucket onto the expired list
         else
           place(s);
@@ -202,7 +213,7 @@ class Lockstep {
       EXPECT_LE(n->due, now_) << "node " << id << " came out early";
       EXPECT_TRUE(shadow_[id].state == State::kExpired || shadow_[id].state == State::kSpliced)
           << "node " << id << " was not expected to be expired";
-      EXPECT_EQ(n->where, Wheel::kNowhere);
+      EXPECT_EQ(n->where, W::kNowhere);
       if (out) out->push_back({id, shadow_[id].due, shadow_[id].late});
       shadow_[id] = Shadow{};
       ASSERT_LE(++popped, nodes_.size()) << "expired list loops";
@@ -237,7 +248,7 @@ class Lockstep {
       const Shadow &s = shadow_[id];
       const WheelNode &n = nodes_[id];
       if (s.state == State::kOut) {
-        EXPECT_EQ(n.where, Wheel::kNowhere) << "node " << id;
+        EXPECT_EQ(n.where, W::kNowhere) << "node " << id;
         continue;
       }
       ++live;
@@ -247,12 +258,12 @@ class Lockstep {
         any_expired = true;
         continue;
       }
-      ASSERT_LT(n.where, Wheel::kExpired) << "node " << id;
+      ASSERT_LT(n.where, W::kExpired) << "node " << id;
       const u64 bt = wheel_.bucket_time(n.where);
       EXPECT_EQ(bt, s.time) << "node " << id;
       EXPECT_LE(bt, n.due) << "node " << id << " would fire late";
       EXPECT_GT(bt, now_) << "node " << id;
-      const Placement exact = expected_placement(s.due, now_);
+      const Placement exact = expected_placement(s.due, now_, kBits);
       if (exact.where != s.where) any_displaced = true;
       min_time = std::min(min_time, s.time);
       min_exact = std::min(min_exact, exact.time);
@@ -277,7 +288,7 @@ class Lockstep {
         // nodes' due ticks, and it is the due tick itself when the earliest
         // node sits on level 0.
         EXPECT_EQ(nd, min_exact);
-        if (Wheel::level_of(shadow_[min_due_id].where) == 0) {
+        if (W::level_of(shadow_[min_due_id].where) == 0) {
           EXPECT_EQ(nd, min_due);
         }
       }
@@ -296,17 +307,19 @@ class Lockstep {
 
  private:
   void place(Shadow &s) {
-    const Placement p = expected_placement(s.due, now_);
+    const Placement p = expected_placement(s.due, now_, kBits);
     s.where = p.where;
     s.time = p.time;
-    s.state = p.where == Wheel::kExpired ? State::kExpired : State::kPending;
+    s.state = p.where == W::kExpired ? State::kExpired : State::kPending;
   }
 
-  Wheel wheel_;
+  W wheel_;
   std::vector<WheelNode> nodes_;  // never resized: the wheel holds pointers
   std::vector<Shadow> shadow_;
   u64 now_;
 };
+
+using Lockstep = LockstepT<Wheel>;
 
 // ---- the top level -----------------------------------------------------------
 
@@ -356,7 +369,7 @@ struct Scenario {
 
 std::ostream &operator<<(std::ostream &os, const Scenario &sc) { return os << sc.name; }
 
-u64 random_due(Rng &rng, u64 now, const Scenario &sc) {
+u64 random_due(Rng &rng, u64 now, const Scenario &sc, int bits = 6) {
   if (percent(rng) < sc.far_pct) {
     switch (below_eq(rng, 7)) {
       case 0: return add_sat(now, below_eq(rng, kIntMax));
@@ -366,9 +379,9 @@ u64 random_due(Rng &rng, u64 now, const Scenario &sc) {
       case 4: return kMax - below_eq(rng, u64{1} << 20);
       case 5: return now + below_eq(rng, kMax - now);  // anywhere ahead
       default: {
-        // Around the next multiple of 64^k: crosses digit k.
-        const int k = 1 + static_cast<int>(below_eq(rng, 9));
-        const u64 last = now | ((u64{1} << (6 * k)) - 1);
+        // Around the next multiple of 2^(bits*k): crosses digit k.
+        const int k = 1 + static_cast<int>(below_eq(rng, bits == 6 ? 9 : static_cast<u64>(63 / bits - 1)));
+        const u64 last = now | ((u64{1} << (bits * k)) - 1);
         return add_sat(sub_sat(last, 1), below_eq(rng, 3));
       }
     }
@@ -376,17 +389,18 @@ u64 random_due(Rng &rng, u64 now, const Scenario &sc) {
   switch (below_eq(rng, 7)) {
     case 0: return sub_sat(now, below_eq(rng, sc.near));  // due <= now: late
     case 1: return add_sat(now, 1);
-    case 2: return add_sat(now | 63, below_eq(rng, 2));  // around the next level-0 wrap
+    case 2: return add_sat(now | ((u64{1} << bits) - 1), below_eq(rng, 2));  // around the next level-0 wrap
     default: return add_sat(now, below_eq(rng, sc.near));
   }
 }
 
 class WheelScenario : public ::testing::TestWithParam<Scenario> {};
 
-TEST_P(WheelScenario, LockstepWithModel) {
-  const Scenario &sc = GetParam();
+template <class W>
+void run_scenario(const Scenario &sc) {
+  constexpr int kBits = W::kDigitBits;
   Rng rng(sc.seed);
-  Lockstep h(sc.nodes, sc.start);
+  LockstepT<W> h(sc.nodes, sc.start);
   h.verify();
   std::size_t lazy = 0, pops = 0, advances = 0, jumps = 0, late_inserts = 0;
   std::vector<Popped> popped;
@@ -427,14 +441,14 @@ TEST_P(WheelScenario, LockstepWithModel) {
       u64 due;
       if (percent(rng) < 50) {
         // Later than now: often the lazy path.
-        due = percent(rng) < sc.far_pct ? random_due(rng, h.shadow(id).due, sc)
+        due = percent(rng) < sc.far_pct ? random_due(rng, h.shadow(id).due, sc, kBits)
                                         : add_sat(h.shadow(id).due, 1 + below_eq(rng, sc.near));
       } else {
-        due = random_due(rng, h.now(), sc);  // anything, often earlier
+        due = random_due(rng, h.now(), sc, kBits);  // anything, often earlier
       }
       if (h.reschedule(id, due)) ++lazy;
     } else if (!live) {
-      const u64 due = random_due(rng, h.now(), sc);
+      const u64 due = random_due(rng, h.now(), sc, kBits);
       if (due <= h.now()) ++late_inserts;
       h.insert(id, due);
     } else {
@@ -461,6 +475,11 @@ TEST_P(WheelScenario, LockstepWithModel) {
   EXPECT_GT(late_inserts, 0u);
 }
 
+TEST_P(WheelScenario, LockstepWithModel) {
+  run_scenario<Wheel>(GetParam());
+  run_scenario<Wheel8>(GetParam());
+}
+
 constexpr Scenario kScenarios[] = {
     // Fields: name, seed, start, nodes, steps, near, far%, advance%, remove%,
     // reschedule%, jump% (of advances), next_due% (of advances), drain% (of advances).
@@ -482,13 +501,15 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, WheelScenario, ::testing::ValuesIn(kScenario
 
 // With advance(next_due()) every time, a node fires at exactly its due tick,
 // never late, unless it was put on the wheel with due <= now.
-TEST(WheelStepping, EveryNodeFiresExactlyAtItsDueTick) {
+template <class W>
+void run_stepping() {
+  constexpr int kBits = W::kDigitBits;
   const u64 starts[] = {0, k2Pow31 - 100, k2Pow32 - 100, k2Pow40 - 7, (u64{1} << 63) - 100};
   Scenario sc{"stepping", 0, 0, 0, 0, 500, 20, 0, 0, 0, 0, 0, 0};
   u64 seed = 100;
   for (const u64 start : starts) {
     Rng rng(++seed);
-    Lockstep h(192, start);
+    LockstepT<W> h(192, start);
     std::size_t exact = 0, late = 0;
     std::vector<Popped> popped;
     for (int step = 0; step < 12000; ++step) {
@@ -496,12 +517,12 @@ TEST(WheelStepping, EveryNodeFiresExactlyAtItsDueTick) {
         const std::size_t id = below_eq(rng, h.capacity() - 1);
         const int r = percent(rng);
         if (h.shadow(id).state == State::kOut) {
-          if (r < 60) h.insert(id, random_due(rng, h.now(), sc));
+          if (r < 60) h.insert(id, random_due(rng, h.now(), sc, kBits));
         } else if (r < 10) {
           h.remove(id);
         } else if (r < 25) {
           h.reschedule(id, percent(rng) < 50 ? add_sat(h.shadow(id).due, 1 + below_eq(rng, 700))
-                                             : random_due(rng, h.now(), sc));
+                                             : random_due(rng, h.now(), sc, kBits));
         }
       }
       const u64 nd = h.wheel().next_due();
@@ -526,6 +547,11 @@ TEST(WheelStepping, EveryNodeFiresExactlyAtItsDueTick) {
     EXPECT_GT(exact, 1000u) << "start " << start;
     EXPECT_GT(late, 0u) << "start " << start;
   }
+}
+
+TEST(WheelStepping, EveryNodeFiresExactlyAtItsDueTick) {
+  run_stepping<Wheel>();
+  run_stepping<Wheel8>();
 }
 
 // One node far away: the number of advance(next_due()) steps is exactly one
@@ -1074,6 +1100,198 @@ TEST(WheelCheck, DetectsBrokenLink) {
   b.link.prev = &b.link;  // a.next == &b.link but b.prev != &a.link
   EXPECT_GT(w.check(nullptr, "test"), 0);
   b.link.prev = saved;
+  EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+// ---- bounded cascades: begin_advance() + cascade(budget) ------------------
+
+// A passed level-1 bucket of 1000 nodes is re-placed exactly `budget` nodes a
+// call: ceil(1000 / 7) calls, the last reporting nothing left.  Meanwhile the
+// wheel reports work at now and stays consistent, and afterwards exactly the
+// nodes due at the boundary tick pop.
+TEST(WheelBoundedCascade, EachCallMovesAtMostItsBudget) {
+  constexpr std::size_t kN = 1000, kBudget = 7;
+  Wheel w;
+  std::vector<WheelNode> nodes(kN);
+  for (std::size_t i = 0; i < kN; ++i) w.insert(&nodes[i], 64 + i % 64);  // level 1, slot 1
+  ASSERT_EQ(w.next_due(), 64u);
+  w.begin_advance(64);
+  EXPECT_EQ(w.now(), 64u);
+  EXPECT_TRUE(w.cascading());
+  EXPECT_TRUE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 64u);
+  EXPECT_EQ(w.size(), kN);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  std::size_t calls = 1;
+  while (w.cascade(kBudget)) {
+    ++calls;
+    EXPECT_EQ(w.next_due(), 64u);
+    ASSERT_EQ(w.check(stderr, "test"), 0);
+    ASSERT_LE(calls, kN);
+  }
+  EXPECT_EQ(calls, (kN + kBudget - 1) / kBudget);
+  EXPECT_FALSE(w.cascading());
+  const auto popped = pop_all(w, kN);
+  EXPECT_EQ(popped.size(), (kN + 63) / 64);  // i % 64 == 0
+  for (WheelNode *n : popped) EXPECT_EQ(n->due, 64u);
+  EXPECT_EQ(w.next_due(), 65u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// An owner that never calls cascade(): pop_expired() and advance() finish a
+// pending cascade themselves, so nothing is late or lost.
+TEST(WheelBoundedCascade, UnawareCallersStillSeeEveryNodeOnTime) {
+  Wheel w;
+  WheelNode a, b, c;
+  w.insert(&a, 64);   // level 1 slot 1: due at the boundary
+  w.insert(&b, 70);   // the same bucket, due later
+  w.insert(&c, 300);  // level 1 slot 4
+  w.begin_advance(64);
+  EXPECT_EQ(w.pop_expired(), &a);  // cascades until a due node appears
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_FALSE(w.has_expired());
+  EXPECT_EQ(w.next_due(), 70u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.remove(&b);
+  w.insert(&b, 320);  // level 1 slot 5 from now 64
+  w.begin_advance(256);  // passes slot 4: c goes to the cascade list
+  EXPECT_TRUE(w.cascading());
+  w.begin_advance(300);  // places c against 256 first, then passes it
+  EXPECT_FALSE(w.cascading());
+  EXPECT_EQ(w.pop_expired(), &c);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  w.begin_advance(320);
+  w.advance(320);  // no move, but the pending cascade is finished
+  EXPECT_FALSE(w.cascading());
+  EXPECT_EQ(w.pop_expired(), &b);
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// Randomised, against a brute-force model (each node's due tick and whether
+// it was put on the wheel late): the owner steps to next_due() with
+// begin_advance() and then cascades in random small budgets, and between
+// any two calls other threads' inserts, removes and reschedules land (on
+// the cascade list's nodes too).  Sometimes the owner uses the unbounded
+// calls instead.  Every node not put on late pops at exactly its due tick,
+// none early, and check() holds after every call.
+template <class W>
+void run_bounded_cascade() {
+  const u64 starts[] = {0, 4095 - 50, 65535 - 50, k2Pow31 - 100, k2Pow40 - 7};
+  u64 seed = 500;
+  for (const u64 start : starts) {
+    Rng rng(++seed);
+    constexpr std::size_t kN = 256;
+    std::vector<WheelNode> nodes(kN);
+    for (WheelNode &n : nodes) n.where = W::kNowhere;
+    struct Model {
+      bool in = false;
+      u64 due = 0;
+      bool late = false;
+    };
+    std::vector<Model> m(kN);
+    W w;
+    w.advance(start);
+    std::size_t exact = 0, cascade_calls = 0, lazy_on_cascade_list = 0;
+    auto random_op = [&] {
+      const std::size_t id = below_eq(rng, kN - 1);
+      const u64 now = w.now();
+      // Mostly within a few level-2 buckets, sometimes far, sometimes late.
+      auto due = [&]() -> u64 {
+        const int r = percent(rng);
+        if (r < 3) return sub_sat(now, below_eq(rng, 3));
+        if (r < 10) return add_sat(now, 1 + below_eq(rng, k2Pow31));
+        return add_sat(now, 1 + below_eq(rng, 20000));
+      };
+      const int r = percent(rng);
+      if (!m[id].in) {
+        if (r < 70) {
+          const u64 d = due();
+          w.insert(&nodes[id], d);
+          m[id] = {true, d, d <= now};
+        }
+      } else if (r < 15) {
+        w.remove(&nodes[id]);
+        m[id] = Model{};
+      } else if (r < 40) {
+        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kSlots) && nodes[id].where < W::kExpired &&
+                                     w.bucket_time(nodes[id].where) <= now;
+        const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, 300)) : due();
+        w.reschedule(&nodes[id], d);
+        if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kSlots)) ++lazy_on_cascade_list;
+        m[id].due = d;
+        m[id].late = m[id].late || d <= now;
+      }
+    };
+    for (int step = 0; step < 6000; ++step) {
+      for (int k = 0; k < 3; ++k) random_op();
+      const u64 nd = w.next_due();
+      if (nd == kNever) continue;
+      ASSERT_GE(nd, w.now());
+      const int mode = percent(rng);
+      if (mode < 10) {
+        w.advance(nd);
+      } else {
+        w.begin_advance(nd);
+        ASSERT_EQ(w.check(stderr, "test"), 0);
+        // Cascade in small steps with other calls in between, unless this
+        // owner leaves it all to pop_expired() (mode < 20).
+        while (mode >= 20 && w.cascading()) {
+          ASSERT_EQ(w.next_due(), w.now());
+          ASSERT_TRUE(w.has_expired());
+          if (percent(rng) < 30) random_op();
+          w.cascade(1 + below_eq(rng, 4));
+          ++cascade_calls;
+          ASSERT_EQ(w.check(stderr, "test"), 0);
+        }
+      }
+      std::size_t popped = 0;
+      while (WheelNode *n = w.pop_expired()) {
+        const auto id = static_cast<std::size_t>(n - nodes.data());
+        ASSERT_LT(id, kN);
+        ASSERT_TRUE(m[id].in);
+        ASSERT_LE(n->due, w.now()) << "node " << id << " came out early";
+        if (!m[id].late) {
+          ASSERT_EQ(n->due, w.now()) << "node " << id << " fired at the wrong tick";
+          ++exact;
+        }
+        m[id] = Model{};
+        ASSERT_LE(++popped, kN);
+      }
+      ASSERT_FALSE(w.cascading());
+      std::size_t live = 0;
+      for (std::size_t id = 0; id < kN; ++id)
+        if (m[id].in) {
+          ++live;
+          ASSERT_GT(m[id].due, w.now()) << "node " << id << " held back";
+          ASSERT_GE(m[id].due, w.next_due()) << "next_due() later than node " << id;
+        }
+      ASSERT_EQ(w.size(), live);
+      ASSERT_EQ(w.check(stderr, "test"), 0);
+    }
+    EXPECT_GT(exact, 2000u) << "start " << start;
+    EXPECT_GT(cascade_calls, 500u) << "start " << start;
+    EXPECT_GT(lazy_on_cascade_list, 0u) << "start " << start;
+  }
+}
+
+TEST(WheelBoundedCascade, RandomNeverEarlyExactTickWithInterleavedCalls) {
+  run_bounded_cascade<Wheel>();
+  run_bounded_cascade<Wheel8>();
+}
+
+// check() sees a node on the cascade list that carries a level-0 index.
+TEST(WheelCheck, DetectsBadIndexOnTheCascadeList) {
+  Wheel w;
+  WheelNode a;
+  w.insert(&a, 100);  // level 1
+  w.begin_advance(64);
+  ASSERT_TRUE(w.cascading());
+  ASSERT_EQ(w.check(nullptr, "test"), 0);
+  const u32 where = a.where;
+  a.where = 3;
+  EXPECT_GT(w.check(nullptr, "test"), 0);
+  a.where = where;
   EXPECT_EQ(w.check(nullptr, "test"), 0);
 }
 
