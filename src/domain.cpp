@@ -413,8 +413,8 @@ namespace {
 // One step of advance() on a virtual clock: the due handlers run right here,
 // CPU by CPU in index order, each CPU's in the order its wheel hands them
 // over (for callouts due at the same tick: the order in which they were
-// armed, except that a callout moved later while pending keeps its place
-// among those armed before it -- a function of the calls made, never of
+// armed, except that a callout moved later while pending takes its place
+// when the wheel re-places it -- a function of the calls made, never of
 // timing).  While a callout_domain_drain() holds dispatch, wait for it.
 // Returns whether anything was due.
 bool run_step_here(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {

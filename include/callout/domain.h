@@ -93,8 +93,8 @@ CALLOUT_API int callout_domain_advance(callout_domain_t *d, uint64_t nticks);
  * forward, running everything due at tick t before anything due at t + 1;
  * returns 0 once all of it has finished.  Virtual clock: the handlers run in
  * the calling thread, CPU 0's first, each CPU's in the order they were armed
- * (a callout moved later while pending keeps its place), so the same calls
- * give the same order.  Sleeps: EDEADLK from a handler of d; never call it
+ * (a callout moved later while pending takes its place when the wheel
+ * re-places it), so the same calls give the same order.  Sleeps: EDEADLK from a handler of d; never call it
  * holding a mutex that a due handler takes (or giant, on a manual clock). */
 
 CALLOUT_API void callout_giant_enter(callout_domain_t *d);

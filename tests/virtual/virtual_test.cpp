@@ -116,7 +116,7 @@ TEST(Virtual, TiesRunCpuByCpuInIndexOrderThenInArmingOrder) {
   for (auto &t : ts) callout_destroy(&t.c);
 }
 
-TEST(Virtual, ACalloutMovedLaterWhilePendingKeepsItsPlace) {
+TEST(Virtual, ACalloutMovedLaterWhilePendingIsOrderedByTheCallsMade) {
   Domain d(1, CALLOUT_CLOCK_VIRTUAL);
   Trace trace;
   Tracer a, b, c;
@@ -126,25 +126,37 @@ TEST(Virtual, ACalloutMovedLaterWhilePendingKeepsItsPlace) {
     callout_init_domain(&t->c, CALLOUT_MPSAFE, d);
   }
   a.id = 1, b.id = 2, c.id = 3;
-  // A is armed first (due 65), then B (due 70); then A is moved later, to
-  // 70, while pending.  A keeps its place ahead of B, armed before the move.
-  callout_reset(&a.c, 65, trace_handler, &a);
-  callout_reset(&b.c, 70, trace_handler, &b);
-  callout_reset(&a.c, 70, trace_handler, &a);
-  // C, armed (due 70) after all of that, runs last.
-  callout_reset(&c.c, 70, trace_handler, &c);
-  ASSERT_EQ(d.advance(100), 0);
-  EXPECT_EQ(trace, (Trace{{70, 1}, {70, 2}, {70, 3}}));
+  // A is armed first (due 300), then B (due 310); then A is moved later, to
+  // 310, while pending.  Both wait in the same level-1 bucket (ticks
+  // 256..511 with 8-bit digits), so the lazy move keeps A ahead of B; the
+  // cascade at tick 256 keeps that order.
+  callout_reset(&a.c, 300, trace_handler, &a);
+  callout_reset(&b.c, 310, trace_handler, &b);
+  callout_reset(&a.c, 310, trace_handler, &a);
+  // C, armed (due 310) after all of that, runs last.
+  callout_reset(&c.c, 310, trace_handler, &c);
+  ASSERT_EQ(d.advance(400), 0);
+  EXPECT_EQ(trace, (Trace{{310, 1}, {310, 2}, {310, 3}}));
 
-  // Stopped and armed again instead, A is a new arming and runs after B:
-  // stop and reset is how a caller asks for "last".
+  // Level-0 buckets instead (due 465 and 470 from tick 400): A moved from
+  // 465 to 470 stays in bucket 465 until tick 465, when it is re-placed
+  // behind B, which has been waiting in bucket 470 since it was armed.
   trace.clear();
   callout_reset(&a.c, 65, trace_handler, &a);
   callout_reset(&b.c, 70, trace_handler, &b);
-  callout_stop(&a.c);
   callout_reset(&a.c, 70, trace_handler, &a);
   ASSERT_EQ(d.advance(100), 0);
-  EXPECT_EQ(trace, (Trace{{170, 2}, {170, 1}}));
+  EXPECT_EQ(trace, (Trace{{470, 2}, {470, 1}}));
+
+  // Stopped and armed again, A is a new arming and runs after B: stop and
+  // reset is how a caller asks for "last", whatever the geometry.
+  trace.clear();
+  callout_reset(&a.c, 300, trace_handler, &a);
+  callout_reset(&b.c, 310, trace_handler, &b);
+  callout_stop(&a.c);
+  callout_reset(&a.c, 310, trace_handler, &a);
+  ASSERT_EQ(d.advance(400), 0);
+  EXPECT_EQ(trace, (Trace{{810, 2}, {810, 1}}));
   for (Tracer *t : {&a, &b, &c}) callout_destroy(&t->c);
 }
 
