@@ -667,7 +667,10 @@ TEST(FreeBsdNoDestroy, FreedAndOverwrittenRightAfterDrainWhileTheDomainRuns) {
     for (std::size_t j = 0; j < sizeof(struct callout); ++j) ASSERT_EQ(mem[j], 0xA5) << "byte " << j;
     std::free(mem);
   }
-  for (Ticker &t : tickers) EXPECT_EQ(callout_drain(&t.c), 1);
+  for (Ticker &t : tickers) {
+    const int rc = callout_drain(&t.c);
+    EXPECT_TRUE(rc == 1 || rc == -1) << rc;  // -1: drained between dispatch and re-arm
+  }
 }
 
 // ---- misuse ----------------------------------------------------------------
