@@ -608,18 +608,28 @@ TEST(FreeBsdReset, ResetSbtLandsInsideItsPrecisionWindow) {
 // ---- no destroy: freed and overwritten right after callout_drain -----------
 
 // Callouts that re-arm themselves every tick (so each is running or pending
-// when the drain comes) are drained, overwritten with 0xA5 and freed while
-// the domain keeps running other callouts on the same CPUs.  Under ASan any
-// later access by the library to a freed one is reported; the ones kept
-// (overwritten, not freed) must stay 0xA5 in every build.
+// when the drain comes) are drained, overwritten with 0xA5 and freed at once
+// by the draining thread, as FreeBSD code does, while the domain keeps
+// running other callouts on the same CPUs.  Every other one is caught with
+// its handler running: the handler blocks until the drain sleeps, then
+// re-arms (ignored) -- touching the callout, which a drain that returned
+// early would already have freed.  Under ASan any access to a freed one is
+// reported; the ones kept (overwritten, not freed) must stay 0xA5 in every
+// build.
 struct Victim {
-  struct callout *c;
+  struct callout *c = nullptr;
+  bool block = false;  // block the first run until `release`
+  Latch release;
   Counter runs;
 };
 void victim_fn(void *arg) {
   auto *v = static_cast<Victim *>(arg);
   callout_reset(v->c, 1, victim_fn, v);  // ignored once a drain waits
   v->runs.add();
+  if (v->block && !v->release.is_open()) {
+    EXPECT_TRUE(v->release.wait());
+    callout_reset(v->c, 1, victim_fn, v);  // a drain waits now: ignored
+  }
 }
 
 struct Ticker {
@@ -647,23 +657,35 @@ TEST(FreeBsdNoDestroy, FreedAndOverwrittenRightAfterDrainWhileTheDomainRuns) {
     auto *c = reinterpret_cast<struct callout *>(mem);
     auto v = std::make_unique<Victim>();
     v->c = c;
+    v->block = (i % 2 == 1);
+    const bool keep = (i % 4) >= 2;
     callout_init_on(c, 1, d);
     EXPECT_EQ(callout_reset_on(c, 1, victim_fn, v.get(), i % 2), 0);
-    ASSERT_TRUE(v->runs.wait_for(1 + i % 3));
-    // Pending or running here (every run re-arms it): drain takes the arming
-    // out (1), or, if it came between the dispatch and the handler's re-arm,
-    // waits for the handler, whose re-arm it ignores (-1).  Never 0.
-    const int rc = callout_drain(c);
-    EXPECT_TRUE(rc == 1 || rc == -1) << rc;
-    EXPECT_FALSE(callout_pending(c));
-    const int runs_at_drain = v->runs.get();
-    std::memset(mem, 0xA5, sizeof(struct callout));
-    if (i % 2 == 0) {
-      std::free(mem);
-    } else {
-      kept.push_back(mem);
+    ASSERT_TRUE(v->runs.wait_for(v->block ? 1 : 1 + i % 3));
+    const std::uint64_t w0 = halts_waited(d);
+    std::atomic<int> rc{99}, runs_at_drain{-1}, pending_after{-1};
+    Async drainer([&] {
+      rc.store(callout_drain(c));
+      pending_after.store(callout_pending(c));
+      runs_at_drain.store(v->runs.get());
+      std::memset(mem, 0xA5, sizeof(struct callout));
+      if (!keep) std::free(mem);
+    });
+    if (v->block) {
+      // Let the handler go only once the drain sleeps -- or, if the drain
+      // returned while it ran, after the memory is gone, so that ASan sees
+      // the handler's re-arm.
+      EXPECT_TRUE(poll_until([&] { return halts_waited(d) > w0 || drainer.done(); }));
+      if (drainer.done()) ADD_FAILURE() << "callout_drain returned while the handler ran";
+      v->release.open();
     }
-    EXPECT_EQ(v->runs.get(), runs_at_drain);  // no handler after the drain
+    drainer.join();
+    // Pending or running at the drain: the arming taken out (1), or, drained
+    // between the dispatch and the handler's re-arm, -1.  Never 0.
+    EXPECT_TRUE(rc.load() == 1 || rc.load() == -1) << rc.load();
+    EXPECT_EQ(pending_after.load(), 0);
+    EXPECT_EQ(v->runs.get(), runs_at_drain.load());  // no handler after the drain
+    if (keep) kept.push_back(mem);
   }
   // Let both CPUs run their tickers for a while longer.
   for (Ticker &t : tickers) ASSERT_TRUE(t.runs.wait_for(t.runs.get() + 20));
