@@ -11,6 +11,7 @@
 // callout_domain_advance, in this thread) where exact ticks matter.
 #include "compat_util.h"  // first: the compat header defines hz and ticks
 
+#include <errno.h>
 #include <pthread.h>
 
 #include <cstring>
@@ -241,6 +242,47 @@ TEST(FreeBsdStopTable, AsyncDrainHoldingTheMutexLetsTheHandlerRunThenCallsTheDra
   ASSERT_EQ(callout_domain_drain(d), 0);
   EXPECT_EQ(p.drained.get(), 1);  // once
   EXPECT_EQ(callout_stop(&c), -1);
+}
+
+// A reset in the same state also cancels the waiting dispatch and says so
+// (1): the handler runs once, for the new arming, not for the old one.
+TEST(FreeBsdReset, ResetHoldingTheMutexCancelsTheWaitingDispatchAndReturnsOne) {
+  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
+  Mutex m;
+  struct callout c;
+  Probe p(&c, d);
+  callout_init_mtx_on(&c, m.get(), 0, d);
+
+  pthread_mutex_lock(m.get());
+  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
+  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
+  EXPECT_EQ(callout_reset(&c, 1000000, probe_fn, &p), 1);
+  EXPECT_TRUE(callout_pending(&c));
+  pthread_mutex_unlock(m.get());
+  ASSERT_EQ(callout_domain_drain(d), 0);  // the old dispatch is over
+  EXPECT_EQ(p.runs.get(), 0);
+  pthread_mutex_lock(m.get());
+  EXPECT_EQ(callout_stop(&c), 1);  // the new arming
+  pthread_mutex_unlock(m.get());
+}
+
+// CALLOUT_RETURNUNLOCKED: the handler runs holding the mutex and releases it.
+void unlocking_fn(void *arg) {
+  auto *m = static_cast<pthread_mutex_t *>(arg);
+  EXPECT_EQ(pthread_mutex_trylock(m), EBUSY);  // held (by this thread)
+  pthread_mutex_unlock(m);
+}
+
+TEST(FreeBsdReset, ReturnUnlockedHandlerReleasesTheMutex) {
+  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
+  Mutex m;
+  struct callout c;
+  callout_init_mtx_on(&c, m.get(), CALLOUT_RETURNUNLOCKED, d);
+  EXPECT_EQ(callout_reset(&c, 1, unlocking_fn, m.get()), 0);
+  ASSERT_EQ(d.advance(1), 0);
+  ASSERT_EQ(pthread_mutex_trylock(m.get()), 0);  // released by the handler
+  pthread_mutex_unlock(m.get());
+  EXPECT_EQ(callout_drain(&c), -1);
 }
 
 // drain by a thread that does not hold the mutex (a third thread does): it
