@@ -289,14 +289,7 @@ TEST(FreeBsdReset, ReturnUnlockedHandlerReleasesTheMutex) {
 // sleeps while the dispatch waits, the handler runs once the mutex is free,
 // and drain returns -1 after it.  (Drain holding the mutex itself would
 // deadlock: documented misuse, not tested.)
-//
-// KNOWN BUG, disabled until src/compat.cpp is fixed (run it with
-// --gtest_also_run_disabled_tests): callout_fbsd_stop's drain goes through
-// halt_common(), whose stops cancel a dispatch waiting for the callout's
-// lock (the native rule), so the handler is skipped although the drainer
-// does not hold the lock; FreeBSD's drain only sleeps, and the handler runs.
-// drain still returns -1 and waits; what differs is that the handler runs.
-TEST(FreeBsdStopTable, DISABLED_DrainWaitsForADispatchBlockedOnAThirdThreadsMutexThenMinusOne) {
+TEST(FreeBsdStopTable, DrainWaitsForADispatchBlockedOnAThirdThreadsMutexThenMinusOne) {
   Domain d(1, CALLOUT_CLOCK_MONOTONIC);
   Mutex m;
   struct callout c;
