@@ -109,8 +109,8 @@ class Domain {
     cfg.clock = clk;
     const int rc = callout_domain_create(&cfg, &d_);
     if (rc != 0) {
-      std::fprintf(stderr, "callout_domain_create(ncpu %u, clock %d, hz %u): %d\n", ncpu, static_cast<int>(clk), hz_,
-                   rc);
+      std::fprintf(stderr, "callout_domain_create(ncpu %u, clock %d, hz %u): %d\n", ncpu,
+                   static_cast<int>(clk), hz_, rc);
       std::abort();
     }
   }

@@ -9,6 +9,8 @@
 // Domains: monotonic ones where a handler must really run on another thread
 // (the test blocks it on a Latch), virtual ones (handlers run inside
 // callout_domain_advance, in this thread) where exact ticks matter.
+// The order matters (compat_util.h says why):
+// clang-format off
 #include "compat_util.h"  // first: the compat header defines hz and ticks
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include <callout/compat/freebsd.h>
+// clang-format on
 
 namespace {
 
@@ -320,7 +323,7 @@ TEST(FreeBsdStopTable, StopWhileRunningIsZeroAndRemovesAReArm) {
 
   EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
   ASSERT_TRUE(p.runs.wait_for(1));
-  EXPECT_EQ(callout_stop(&c), 0);  // running, nothing pending
+  EXPECT_EQ(callout_stop(&c), 0);                    // running, nothing pending
   EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);  // re-armed by this thread
   EXPECT_TRUE(callout_pending(&c));
   EXPECT_EQ(callout_stop(&c), 0);  // still running: 0, and the re-arm is gone
@@ -618,12 +621,12 @@ TEST(FreeBsdReset, ResetSbtLandsInsideItsPrecisionWindow) {
     std::uint64_t due, window;  // in ticks at 1000 Hz
   };
   const Case cases[] = {
-      {100 * kTick1000, 0, 0, 100, 0},         // no precision: exactly due
+      {100 * kTick1000, 0, 0, 100, 0},           // no precision: exactly due
       {100 * kTick1000, 0, C_PREL(2), 100, 25},  // sbt / 4
       {100 * kTick1000, 10 * kTick1000, 0, 100, 10},
-      {64 * kTick1000, 0, C_PREL(0), 64, 64},  // sbt / 1
+      {64 * kTick1000, 0, C_PREL(0), 64, 64},             // sbt / 1
       {37 * kTick1000, 3 * kTick1000, C_PREL(4), 37, 3},  // the larger of the two
-      {SBT_1S / 10, 0, C_PREL(1), 100, 50},   // 0.1 s = 100 ticks
+      {SBT_1S / 10, 0, C_PREL(1), 100, 50},               // 0.1 s = 100 ticks
   };
   for (const Case &k : cases) {
     Domain d(1, CALLOUT_CLOCK_VIRTUAL, 1000);

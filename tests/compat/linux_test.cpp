@@ -6,6 +6,8 @@
 // helpers; misuse; and POSIX timer_delete(timer_t) still reachable in the
 // same file.  Timers live on private domains (timer_setup_on) at 1000 Hz,
 // so that jiffies (HZ 1000) are the domain's ticks.
+// The order matters (compat_util.h says why):
+// clang-format off
 #include "compat_util.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <climits>
 
 #include <callout/compat/linux.h>
+// clang-format on
 
 namespace {
 

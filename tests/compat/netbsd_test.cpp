@@ -3,11 +3,14 @@
 // NetBSD kernel file spells them (callout_halt with a kmutex_t as void *,
 // callout_bind with a struct cpu_info *, KERNEL_LOCK, getticks(), hz), and
 // where the header follows NetBSD over the native API (negative ticks).
+// The order matters (compat_util.h says why):
+// clang-format off
 #include "compat_util.h"
 
 #include <errno.h>
 
 #include <callout/compat/netbsd.h>
+// clang-format on
 
 namespace {
 
