@@ -168,6 +168,41 @@ TEST(Dump, ListsPendingCalloutsWithTicksLeftAndCpu) {
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
+// A handler with internal linkage: in no dynamic symbol table, so dladdr()
+// cannot name it; only the program's full symbol table (libdw) can.  Its
+// body is its own, so that identical-code folding cannot merge it with
+// another function and give its address another name.
+std::atomic<int> g_static_handler_runs{0};
+static void dump_static_handler(void *) { g_static_handler_runs.fetch_add(3); }
+
+TEST(Dump, NamesAStaticHandler) {
+#ifndef CALLOUT_TEST_HAVE_LIBDW
+  GTEST_SKIP() << "built without libdw (CALLOUT_WITH_LIBDW=OFF or libdw-dev missing): the dump names only "
+                  "handlers in the dynamic symbol table";
+#endif
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_reset(&c, 10, dump_static_handler, nullptr);
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  callout_domain_dump(d, out);
+  std::fclose(out);
+  const std::string text(buf, len);
+  std::free(buf);
+  // The handler column: "(anonymous namespace)::dump_static_handler(void*) (0x...)".
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "(%p)", reinterpret_cast<void *>(dump_static_handler));
+  const size_t at = text.find(addr);
+  ASSERT_NE(at, std::string::npos) << text;
+  const size_t line = text.rfind('\n', at);
+  EXPECT_NE(text.substr(line, at - line).find("::dump_static_handler(void*) "), std::string::npos) << text;
+  callout_stop(&c);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
 #if defined(__SANITIZE_THREAD__)
 #define CALLOUT_TSAN 1
 #elif defined(__has_feature)
