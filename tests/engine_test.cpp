@@ -1,9 +1,9 @@
 // engine_test.cpp -- the engine features beyond SPEC.md: counters and dump,
-// fork, asynchronous halt, shutdown, precision windows, the external clock.
+// asynchronous halt, shutdown, precision windows, the external clock.  (Fork
+// is tested with the other fork tests, in edge/edge_test.cpp.)
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -201,43 +201,6 @@ TEST(Dump, NamesAStaticHandler) {
   callout_stop(&c);
   callout_destroy(&c);
   EXPECT_EQ(callout_domain_destroy(d), 0);
-}
-
-#if defined(__SANITIZE_THREAD__)
-#define CALLOUT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CALLOUT_TSAN 1
-#endif
-#endif
-
-TEST(Fork, ChildRunsPendingAndNewCallouts) {
-#ifdef CALLOUT_TSAN
-  GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multi-threaded fork";
-#endif
-  static callout_t pending, fresh;
-  callout_init(&pending, CALLOUT_MPSAFE);
-  callout_init(&fresh, CALLOUT_MPSAFE);
-  g_runs = 0;
-  callout_reset(&pending, 40, count_run, nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    callout_reset(&fresh, 5, count_run, nullptr);
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (g_runs.load() < 2 && std::chrono::steady_clock::now() < end)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    _exit(g_runs.load() == 2 ? 0 : 10 + g_runs.load());
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  ASSERT_TRUE(eventually([] { return g_runs.load() == 1; }));  // the parent's own run
-  callout_halt(&pending, nullptr);
-  callout_destroy(&pending);
-  callout_destroy(&fresh);
 }
 
 // Runs advance in a helper thread (a blocked handler makes it wait).
