@@ -138,6 +138,18 @@ TEST(Stats, LatenessHistogramOnTheMonotonicClock) {
 
 extern "C" void engine_test_dump_handler(void *) {}
 
+// What print (callout_domain_dump or _print_stats) prints for d.
+std::string printed(void (*print)(callout_domain_t *, FILE *), callout_domain_t *d) {
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  print(d, out);
+  std::fclose(out);
+  const std::string text(buf, len);
+  std::free(buf);
+  return text;
+}
+
 TEST(Dump, ListsPendingCalloutsWithTicksLeftAndCpu) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
   callout_t c[3];
@@ -146,13 +158,7 @@ TEST(Dump, ListsPendingCalloutsWithTicksLeftAndCpu) {
     callout_bind(&c[i], static_cast<unsigned>(i % 2));
     callout_reset(&c[i], 10 + i * 100, engine_test_dump_handler, &c[i]);
   }
-  char *buf = nullptr;
-  size_t len = 0;
-  FILE *out = open_memstream(&buf, &len);
-  callout_domain_dump(d, out);
-  std::fclose(out);
-  const std::string text(buf, len);
-  std::free(buf);
+  const std::string text = printed(callout_domain_dump, d);
   EXPECT_NE(text.find("ticks now 0"), std::string::npos) << text;
   // One line per pending callout, each naming its ticks left.
   EXPECT_NE(text.find("          10    0"), std::string::npos) << text;
@@ -184,13 +190,7 @@ TEST(Dump, NamesAStaticHandler) {
   callout_t c;
   callout_init_domain(&c, CALLOUT_MPSAFE, d);
   callout_reset(&c, 10, dump_static_handler, nullptr);
-  char *buf = nullptr;
-  size_t len = 0;
-  FILE *out = open_memstream(&buf, &len);
-  callout_domain_dump(d, out);
-  std::fclose(out);
-  const std::string text(buf, len);
-  std::free(buf);
+  const std::string text = printed(callout_domain_dump, d);
   // The handler column: "(anonymous namespace)::dump_static_handler(void*) (0x...)".
   char addr[32];
   std::snprintf(addr, sizeof addr, "(%p)", reinterpret_cast<void *>(dump_static_handler));
@@ -482,13 +482,7 @@ TEST(Stats, PrintStatsShowsATableAndTheLatenessBars) {
   g_runs = 0;
   callout_reset(&c, 1, count_run, nullptr);
   ASSERT_TRUE(eventually([] { return g_runs.load() == 1; }));
-  char *buf = nullptr;
-  size_t len = 0;
-  FILE *out = open_memstream(&buf, &len);
-  callout_domain_print_stats(d, out);
-  std::fclose(out);
-  const std::string text(buf, len);
-  std::free(buf);
+  const std::string text = printed(callout_domain_print_stats, d);
   EXPECT_NE(text.find("total"), std::string::npos) << text;
   EXPECT_NE(text.find("lateness"), std::string::npos) << text;
   EXPECT_NE(text.find('#'), std::string::npos) << text;
