@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libclang-rt-14-dev valgrind
   systemtap-sdt-dev   # <sys/sdt.h>: the USDT probes are compiled in
+  libdw-dev           # elfutils: the dump names static handlers (src/symbols.h)
   abigail-tools       # abidw/abidiff: scripts/abi.sh
   libboost-dev libuv1-dev  # examples/loop: Boost.Asio and libuv embedding
   spin                # tests/spin: the protocol model

@@ -12,7 +12,7 @@
 #include "callout_impl.h"
 #include "cpu.h"
 #include "domain.h"
-#include "misuse.h"
+#include "symbols.h"
 
 using namespace libcallout::internal;
 
@@ -147,7 +147,7 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
     *running = {cpu->running, 0, 0, cpu->running_func, cpu->running_arg};
     *dispatching = cpu->dispatching;
     // The tick the "ticks left" column counts from, taken with this CPU's
-    // copy: printing an earlier CPU may have taken long (dladdr per line).
+    // copy: printing an earlier CPU may have taken long (naming handlers).
     *now = cpu->domain->clock.ticks();
     cpu->lock.unlock();
     return;
@@ -168,6 +168,7 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
                d->ncpu, d->clock.hz(), d->clock.caller_runs() ? "virtual" : d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", d->clock.ticks());
   std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg", "handler");
   std::vector<DumpEntry> entries;
+  SymbolNames names;
   for (unsigned i = 0; i < d->ncpu; ++i) {
     DumpEntry running{};
     bool dispatching = false;
@@ -180,12 +181,12 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
         std::snprintf(where, sizeof where, "expired");
       else
         std::snprintf(where, sizeof where, "%d/%u", Wheel::level_of(e.where), e.where % Wheel::kSlots);
-      describe_handler(e.func, handler, sizeof handler);
+      names.describe(e.func, handler, sizeof handler);
       std::fprintf(out, "%12" PRId64 " %4u %-9s %-18p %-18p %s\n", static_cast<std::int64_t>(e.due - now), i,
                    where, e.callout, e.arg, handler);
     }
     if (running.callout != nullptr) {
-      describe_handler(running.func, handler, sizeof handler);
+      names.describe(running.func, handler, sizeof handler);
       std::fprintf(out, "cpu %u: %s callout %p, arg %p, handler %s\n", i, dispatching ? "dispatching" : "running",
                    running.callout, running.arg, handler);
     }

@@ -829,6 +829,37 @@ TEST(Fork, ExternalClockChildDoesNotDisarmTheParentsTimer) {
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
+std::atomic<int> g_fork_runs{0};
+void count_fork_run(void *) { g_fork_runs.fetch_add(1); }
+
+// Property: a callout pending at the fork fires in both processes, and the
+// child's new callouts fire too.
+TEST(Fork, ChildRunsPendingAndNewCallouts) {
+  static callout_t pending, fresh;
+  callout_init(&pending, CALLOUT_MPSAFE);
+  callout_init(&fresh, CALLOUT_MPSAFE);
+  g_fork_runs = 0;
+  callout_reset(&pending, 40, count_fork_run, nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    callout_reset(&fresh, 5, count_fork_run, nullptr);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (g_fork_runs.load() < 2 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    _exit(g_fork_runs.load() == 2 ? 0 : 10 + g_fork_runs.load());
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(wait_for([] { return g_fork_runs.load() == 1; }, 10s));  // the parent's own run
+  callout_halt(&pending, nullptr);
+  callout_destroy(&pending);
+  callout_destroy(&fresh);
+}
+
 // Property: the fork handlers leave the registry of live domains usable in
 // the child: the child creates and destroys domains (each takes the
 // registry's lock) and forks again (the handlers take it once more).  A
