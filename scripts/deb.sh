@@ -33,6 +33,14 @@ cleanup() {
 trap cleanup EXIT
 
 version=$(dpkg-parsechangelog -l debian/changelog -S Version)
+# The package version is the library's: a release bumps both (a new
+# debian/changelog entry, e.g. with dch -v X.Y.Z from devscripts).
+header=$(awk '/#define CALLOUT_VERSION_(MAJOR|MINOR|PATCH) /{v = v (v == "" ? "" : ".") $3} END{print v}' \
+  include/callout/callout.h)
+if [[ ${version%%-*} != "$header" ]]; then
+  echo "deb: debian/changelog is at $version but include/callout/callout.h says $header" >&2
+  exit 1
+fi
 src="$tmp/libcallout-$version"
 mkdir -p "$src"
 tar --exclude=./.git --exclude='./build*' -cf - . | tar -C "$src" -xf -
