@@ -96,5 +96,12 @@ readelf -h "$build_dir"/libcallout.so.1 | grep -E "Class|Machine"
 # emulated allocation that checks nothing the native run does not.
 exclude='install_package|demo_runs|demo_flags|man_lint'
 [[ $arch == arm64 ]] && exclude+='|Scale\..*'
+# On i386, two tests whose expectations assume a 64-bit target (the library
+# behaves as documented there; the tests are to be made width-aware):
+#   Clock.FastTickEqualsExactTickEverywhere builds timespecs up to 300 years
+#     after boot, and i386's time_t holds 68;
+#   Callables.InlineLimitIs32Bytes expects five pointers not to fit in the
+#     32 inline bytes, but on i386 they are 20 bytes and do.
+[[ $arch == i386 ]] && exclude+='|Clock\.FastTickEqualsExactTickEverywhere|Callables\.InlineLimitIs32Bytes'
 export CALLOUT_TORTURE_SECONDS="${CALLOUT_TORTURE_SECONDS:-2}"
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" -E "^($exclude)\$"
