@@ -26,7 +26,7 @@ if [ $update = 1 ]; then
   exit 0
 fi
 set +e
-abidiff --headers-dir2 include/callout abi/libcallout.abi "$tmp/current.abi" > "$tmp/diff.txt"
+abidiff --suppressions abi/suppressions.ini --headers-dir2 include/callout abi/libcallout.abi "$tmp/current.abi" > "$tmp/diff.txt"
 rc=$?
 set -e
 # abidiff's status is a bit set: 1 error, 2 usage error, 4 ABI change,

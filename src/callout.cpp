@@ -17,6 +17,7 @@
 
 #include "callout/callout.h"
 #include "callout_impl.h"
+#include "callout_ops.h"
 #include "cpu.h"
 #include "domain.h"
 #include "misuse.h"
@@ -24,9 +25,8 @@
 
 using namespace libcallout::internal;
 
-namespace {
+namespace libcallout::internal {
 
-// The callout behind c, after checking the magic number (SPEC §5).
 CalloutImpl *checked(callout_t *c, const char *function) {
   if (c == nullptr) misuse(function, c, nullptr, "NULL callout");
   CalloutImpl *ci = impl(c);
@@ -38,25 +38,20 @@ CalloutImpl *checked(callout_t *c, const char *function) {
   return ci;
 }
 
-// Whether a thread other than the caller is dispatching c or running its
-// handler.  Only cpu's softclock ever does (c never migrates while running),
-// so "other than the caller" means "the caller is not that softclock".
-bool running_elsewhere(Cpu *cpu, const CalloutImpl *c) REQUIRES(cpu->lock) {
-  return cpu->running == c && current_cpu() != cpu;
-}
-
-// Unschedules c and clears PENDING and FIRED; returns the old FIRED.  A
-// dispatch waiting for c's associated lock is cancelled.
-bool stop_locked(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
+StopResult stop_locked(Cpu *cpu, CalloutImpl *c, bool cancel_dispatch) {
   const std::uint32_t f = c->flags.load(std::memory_order_relaxed);
-  if (f & kPending) {
+  StopResult r{(f & kFired) != 0, (f & kPending) != 0, false};
+  if (r.unlinked) {
     cpu->wheel.remove(&c->node);
     CALLOUT_STAT(++cpu->n_stopped);
   }
-  if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
+  if (cancel_dispatch && cpu->running == c && cpu->dispatching && !cpu->cancelled) {
+    cpu->cancelled = true;
+    r.cancelled = true;
+  }
   c->flags.store(f & ~(kPending | kFired), std::memory_order_release);
-  CALLOUT_PROBE4(stop, c, c->func, c->arg, (f & kFired) != 0);
-  return (f & kFired) != 0;
+  CALLOUT_PROBE4(stop, c, c->func, c->arg, r.fired);
+  return r;
 }
 
 std::uint64_t due_tick(const CalloutImpl *c, int ticks) {
@@ -66,6 +61,18 @@ std::uint64_t due_tick(const CalloutImpl *c, int ticks) {
   return c->cpu.load(std::memory_order_relaxed)->domain->clock.ticks() + delta;
 }
 
+// The latest multiple of the largest power of two that fits in the window
+// (a window of w + 1 ticks always holds a multiple of 2^floor(log2(w + 1))),
+// so callouts with overlapping windows land on the same ticks and the clock
+// wakes once for all of them.
+std::uint64_t window_tick(std::uint64_t due, int slack) {
+  if (slack <= 0) return due;
+  const std::uint64_t width = static_cast<std::uint64_t>(slack) + 1;  // ticks in the window
+  const int k = 63 - __builtin_clzll(width);                           // 2^k <= width
+  const std::uint64_t latest = due + static_cast<std::uint64_t>(slack);
+  return latest & ~((std::uint64_t{1} << k) - 1);  // >= latest - (2^k - 1) >= due
+}
+
 // Schedules c at `due` (reset/schedule) and releases the CPU lock.  Clears
 // FIRED and INVOKING, and cancels a dispatch waiting for c's associated lock.
 // A pending callout stays on its CPU (only its due tick changes, lazily if
@@ -73,20 +80,25 @@ std::uint64_t due_tick(const CalloutImpl *c, int ticks) {
 // when the caller is a softclock of the same domain and c is not bound
 // (locality; the new CPU's lock is only tried, never waited for, because we
 // hold the old one and another thread may be moving a callout the other way).
-void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->lock) NO_THREAD_SAFETY_ANALYSIS {
-  std::uint32_t f = c->flags.load(std::memory_order_relaxed);
-  if (f & (kShutdown | kDraining)) {
-    // Teardown in progress: a racing re-arm must not undo it (issue 6).
+// Ignored while resets_ignored(c).
+unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_SAFETY_ANALYSIS {
+  if (resets_ignored(c)) {
     CALLOUT_STAT(++cpu->stats.ignored);
     cpu->lock.unlock();
-    return;
+    return kIgnored;
   }
-  f &= ~(kFired | kInvoking);
-  if (cpu->running == c && cpu->dispatching) cpu->cancelled = true;
+  unsigned result = 0;
+  std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~(kFired | kInvoking);
+  if (f & kFreeBSD) f |= kActive;
+  if (cpu->running == c && cpu->dispatching && !cpu->cancelled) {
+    cpu->cancelled = true;
+    result |= kCancelledDispatch;
+  }
   Cpu *home = cpu;
   if (f & kPending) {
     cpu->wheel.reschedule(&c->node, due);
     CALLOUT_STAT(++cpu->n_rescheduled);
+    result |= kReplaced;
   } else {
     Cpu *here = current_cpu();
     if (here != nullptr && here != cpu && here->domain == cpu->domain && (f & kBound) == 0 &&
@@ -123,32 +135,22 @@ void schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) RELEASE(cpu->l
   }
   home->lock.unlock();
   if (kick) home->kick.wake_all();
+  return result;
 }
 
-// The opening of every halt (sync, async, shutdown_sync): lock c's CPU, stop
-// c (marking it shut down first if asked), count the halt.  Returns the CPU,
-// still locked; *elsewhere says whether another thread is dispatching c or
-// running its handler.
-Cpu *halt_begin(CalloutImpl *ci, bool shutdown, bool *elsewhere) NO_THREAD_SAFETY_ANALYSIS {
+HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown,
+                       bool cancel_dispatch) NO_THREAD_SAFETY_ANALYSIS {
   Cpu *cpu = lock_callout(ci);
-  stop_locked(cpu, ci);
+  HaltResult r{false, stop_locked(cpu, ci, cancel_dispatch).unlinked};
   if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
   CALLOUT_STAT(++cpu->stats.halts);
-  *elsewhere = running_elsewhere(cpu, ci);
-  return cpu;
-}
-
-// callout_halt and callout_shutdown_sync.
-bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
-  bool elsewhere;
-  Cpu *cpu = halt_begin(ci, shutdown, &elsewhere);
-  cpu->lock.assert_held();
   CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
-  if (!elsewhere) {
+  if (!running_elsewhere(cpu, ci)) {
     CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, false);
     cpu->lock.unlock();
-    return false;
+    return r;
   }
+  r.waited = true;
   CALLOUT_STAT(++cpu->stats.halts_waited);
   // While we wait, the softclock skips any re-arming of c instead of running
   // it again (cpu.cpp, run_expired): halt undoes such an arming anyway, and
@@ -169,8 +171,8 @@ bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
       wait_for_done(cpu);
     }
     cpu = lock_callout(ci);
-    cpu->lock.assert_held();
-    stop_locked(cpu, ci);  // H1: undo a re-arm made while we were away
+    // H1: undo a re-arm made while we were away.
+    if (stop_locked(cpu, ci, cancel_dispatch).unlinked) r.unlinked = true;
     if (!running_elsewhere(cpu, ci)) break;
   }
   --ci->halt_waiters;
@@ -178,19 +180,20 @@ bool halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown) {
   cpu->lock.unlock();
   if (giant_depth != 0) d->giant.reacquire(giant_depth);
   if (dropped_interlock) pthread_mutex_lock(interlock);
-  return true;
+  return r;
 }
 
-void init_common(callout_t *c, unsigned flags, callout_domain *d, pthread_mutex_t *mtx, const char *function) {
+void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_mutex_t *mtx, const char *function,
+                 std::uint32_t mode) {
   if (c == nullptr) misuse(function, c, nullptr, "NULL callout");
-  if (flags & ~static_cast<unsigned>(kUserFlags)) {
+  if (flags & ~static_cast<std::uint32_t>(kUserFlags)) {
     char what[64];
     std::snprintf(what, sizeof what, "unknown flags 0x%x", flags & ~static_cast<unsigned>(kUserFlags));
     misuse(function, c, nullptr, what);
   }
   Cpu *here = current_cpu();
   if (d == nullptr) d = here != nullptr ? here->domain : callout_domain_default();
-  std::uint32_t f = flags;
+  std::uint32_t f = flags | mode;
   Cpu *home;
   if (mtx != nullptr) {
     f |= kMutex;
@@ -199,10 +202,17 @@ void init_common(callout_t *c, unsigned flags, callout_domain *d, pthread_mutex_
     // handlers are serialised by giant anyway (NetBSD binds them the same way).
     f |= kGiant | kBound;
   }
-  if (f & kGiant) {
+  // FreeBSD callouts start on its default CPU, 0, and move only when
+  // callout_reset_on() asks.
+  if (f & kFreeBSD) f |= kBound;
+  if (f & (kGiant | kFreeBSD)) {
     home = &d->cpus[0];
   } else if (here != nullptr && here->domain == d) {
     home = here;
+  } else if (d->clock.caller_runs()) {
+    // Virtual time: where a callout lives must not depend on which
+    // processor the caller happened to run on (determinism).
+    home = &d->cpus[0];
   } else {
     const int cpu = sched_getcpu();
     home = &d->cpus[cpu < 0 ? 0 : static_cast<unsigned>(cpu) % d->ncpu];
@@ -218,13 +228,17 @@ void init_common(callout_t *c, unsigned flags, callout_domain *d, pthread_mutex_
   ci->flags.store(f, std::memory_order_relaxed);
   ci->magic = kMagic;
   ci->cpu.store(home, std::memory_order_release);
-  home->lock.lock();
-  ++home->live;
-  home->lock.unlock();
+  // A callout that is never destroyed is not counted: the domain can be
+  // destroyed once none of them is pending or running (callout_domain_destroy).
+  if ((f & CALLOUT_NODESTROY) == 0) {
+    home->lock.lock();
+    ++home->live;
+    home->lock.unlock();
+  }
   CALLOUT_PROBE4(init, ci, flags, d, home->index);
 }
 
-}  // namespace
+}  // namespace libcallout::internal
 
 /*
  * callout_init: prepares c (caller-provided storage) on the domain of the
@@ -268,7 +282,7 @@ extern "C" void callout_destroy(callout_t *c) {
   if (running_elsewhere(cpu, ci))
     misuse("callout_destroy", c, ci->func, "destroyed while its handler runs in another thread (halt it first)");
   ci->magic = 0;
-  --cpu->live;
+  if ((f & CALLOUT_NODESTROY) == 0) --cpu->live;
   CALLOUT_PROBE3(destroy, ci, ci->func, ci->arg);
   cpu->lock.unlock();
 }
@@ -334,14 +348,7 @@ extern "C" void callout_schedule(callout_t *c, int ticks) {
 extern "C" void callout_reset_window(callout_t *c, int ticks, int slack, callout_func_t func, void *arg) {
   CalloutImpl *ci = checked(c, "callout_reset_window");
   if (func == nullptr) misuse("callout_reset_window", c, ci->func, "NULL handler");
-  const std::uint64_t due = due_tick(ci, ticks);
-  std::uint64_t at = due;
-  if (slack > 0) {
-    const std::uint64_t width = static_cast<std::uint64_t>(slack) + 1;  // ticks in the window
-    const int k = 63 - __builtin_clzll(width);                           // 2^k <= width
-    const std::uint64_t latest = due + static_cast<std::uint64_t>(slack);
-    at = latest & ~((std::uint64_t{1} << k) - 1);  // >= latest - (2^k - 1) >= due
-  }
+  const std::uint64_t at = window_tick(due_tick(ci, ticks), slack);
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
   ci->func = func;
@@ -362,7 +369,7 @@ extern "C" bool callout_stop(callout_t *c) {
   CalloutImpl *ci = checked(c, "callout_stop");
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
-  const bool fired = stop_locked(cpu, ci);
+  const bool fired = stop_locked(cpu, ci).fired;
   cpu->lock.unlock();
   return fired;
 }
@@ -380,7 +387,7 @@ extern "C" bool callout_stop(callout_t *c) {
  * context that must not; two handlers halting each other deadlock.
  */
 extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
-  return halt_common(checked(c, "callout_halt"), interlock, false);
+  return halt_common(checked(c, "callout_halt"), interlock, false).waited;
 }
 
 /*
@@ -396,10 +403,11 @@ extern "C" bool callout_halt(callout_t *c, pthread_mutex_t *interlock) {
 extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg) {
   CalloutImpl *ci = checked(c, "callout_halt_async");
   if (done == nullptr) misuse("callout_halt_async", c, ci->func, "NULL completion function");
-  bool elsewhere;
-  Cpu *cpu = halt_begin(ci, false, &elsewhere);
+  Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
-  if (!elsewhere) {
+  stop_locked(cpu, ci);
+  CALLOUT_STAT(++cpu->stats.halts);
+  if (!running_elsewhere(cpu, ci)) {
     cpu->lock.unlock();
     return false;
   }
@@ -434,7 +442,7 @@ extern "C" void callout_shutdown(callout_t *c) {
  * set before waiting, so the running handler cannot re-arm c.
  */
 extern "C" bool callout_shutdown_sync(callout_t *c, pthread_mutex_t *interlock) {
-  return halt_common(checked(c, "callout_shutdown_sync"), interlock, true);
+  return halt_common(checked(c, "callout_shutdown_sync"), interlock, true).waited;
 }
 
 /*

@@ -34,19 +34,24 @@ enum : std::uint32_t {
   kPending = 0x0002,   // in a wheel (bucket or expired list)
   kFired = 0x0004,     // invoked since the last reset/schedule/stop
   kInvoking = 0x0008,  // invoked and not yet acknowledged
-  kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED,
+  kUserFlags = CALLOUT_MPSAFE | CALLOUT_RETURNUNLOCKED | CALLOUT_NODESTROY,
   kGiant = 0x1000,     // runs under the domain's giant lock (not MPSAFE, no mutex)
   kMutex = 0x2000,     // runs under its own associated mutex (callout_init_mtx)
   kShutdown = 0x4000,  // callout_shutdown: reset/schedule are ignored until init
   kDraining = 0x8000,  // callout_halt_async pending: reset/schedule are ignored
+  // The kernel-KPI layer (compat.cpp):
+  kFreeBSD = 0x10000,  // FreeBSD's rules: resets ignored while a drain waits
+  kActive = 0x20000,   // FreeBSD's ACTIVE: set by its resets, cleared by its
+                       // stop/drain/deactivate, not by the handler running
 };
 
 constexpr std::uint32_t kMagic = 0x11deeba1;  // NetBSD's CALLOUT_MAGIC
 
 // Field order: what reset/stop touch (node, flags, magic, cpu, func, arg)
 // comes first and, on 64-bit targets, fills exactly the first 64 bytes; mtx
-// and halt_waiters, read only when the softclock dispatches a callout and by
-// halt, last (the benchmark profile showed the second cache line of every
+// and halt_waiters, read when the softclock dispatches a callout, by halt,
+// and by a FreeBSD-KPI reset, last (the benchmark profile showed the second
+// cache line of every
 // callout being fetched for flags and magic alone).  On 32-bit targets the
 // whole struct is 12 pointers, 48 bytes, with nothing to spare.
 struct CalloutImpl {
@@ -60,11 +65,12 @@ struct CalloutImpl {
   callout_func_t func;
   void *arg;
   pthread_mutex_t *mtx;
-  // How many threads are inside callout_halt / callout_shutdown_sync waiting
-  // for this callout's running handler to return.  While it is not zero the
-  // softclock leaves a re-armed callout stopped instead of running it again
-  // (docs/DESIGN.md, H1).  Guarded, like node, by the lock of the CPU that
-  // `cpu` names.
+  // How many threads are waiting in halt (callout_halt, shutdown_sync,
+  // FreeBSD's drain) for this callout's running handler to return.  While it
+  // is not zero the softclock leaves a re-armed callout stopped instead of
+  // running it again (docs/DESIGN.md, H1), and a FreeBSD callout's resets
+  // are ignored.  Guarded, like node, by the lock of the CPU that `cpu`
+  // names.
   std::uint32_t halt_waiters;
 };
 

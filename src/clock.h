@@ -1,10 +1,13 @@
 // clock.h -- a domain's clock: what tick it is, and when a tick begins.
 //
-// Two kinds (SPEC §3).  The monotonic clock is tickless: nothing counts
-// ticks; the tick number is computed from CLOCK_MONOTONIC when someone asks
-// (tick t begins at origin + t/hz seconds), and a softclock thread sleeps
-// until the instant its next due tick begins.  The manual clock is a counter
-// that only callout_domain_advance() moves.
+// Four kinds (enum callout_clock).  The monotonic clock is tickless: nothing
+// counts ticks; the tick number is computed from CLOCK_MONOTONIC when someone
+// asks (tick t begins at origin + t/hz seconds), and a softclock thread
+// sleeps until the instant its next due tick begins.  The external clock
+// reads the same ticks, but an event loop runs the handlers instead of a
+// thread (loop.cpp).  The manual clock is a counter that only
+// callout_domain_advance() moves; the virtual clock is the same counter, and
+// advance() runs the handlers in its own thread (domain.cpp).
 #ifndef CALLOUT_SRC_CLOCK_H
 #define CALLOUT_SRC_CLOCK_H
 
@@ -20,7 +23,13 @@ class Clock {
  public:
   Clock(enum callout_clock kind, unsigned hz);
 
-  bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL; }
+  // Ticks are a counter that only callout_domain_advance() moves: the
+  // manual and the virtual clocks.
+  bool manual() const { return kind_ == CALLOUT_CLOCK_MANUAL || kind_ == CALLOUT_CLOCK_VIRTUAL; }
+  // Virtual clock: advance() runs the due handlers in its own thread.
+  bool caller_runs() const { return kind_ == CALLOUT_CLOCK_VIRTUAL; }
+  // One softclock thread per CPU (monotonic and manual clocks).
+  bool threaded() const { return kind_ == CALLOUT_CLOCK_MONOTONIC || kind_ == CALLOUT_CLOCK_MANUAL; }
   // Monotonic ticks, but no softclock thread: an event loop runs the
   // handlers through callout_domain_run().
   bool external() const { return kind_ == CALLOUT_CLOCK_EXTERNAL; }

@@ -8,15 +8,17 @@
 //   2. lock-associated c only: dispatching = true, drop the CPU lock, take
 //      the associated lock (giant or the callout's mutex), re-take the CPU
 //      lock; if a stop or reset came in meanwhile (cancelled), release the
-//      associated lock and skip the handler;
+//      associated lock and skip the handler (acquire_association);
 //   3. set FIRED | INVOKING, drop the CPU lock, call the handler;
-//   4. release the associated lock (unless RETURNUNLOCKED), re-take the CPU
-//      lock, clear running, wake the waiters.
+//   4. release the associated lock (unless RETURNUNLOCKED;
+//      release_association), re-take the CPU lock, clear running, wake the
+//      waiters (finish_dispatch).
 // After the handler returns the softclock never touches c again: the
-// handler may have destroyed and freed it.
+// handler may have destroyed and freed it.  The one exception: it clears
+// the draining mark when a callout_halt_async (or FreeBSD async drain)
+// completion is outstanding, whose caller keeps c alive until it has run.
 #include "cpu.h"
 
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
 
@@ -46,16 +48,52 @@ void notify_done(Cpu *cpu) REQUIRES(cpu->lock) {
   cpu->lock.lock();
 }
 
-// Releases the lock a lock-associated handler ran under.
+// Takes the lock a lock-associated callout's handler runs under (giant, or
+// its mutex mtx), for cpu->running; the mirror of release_association().
+// Called with the CPU lock held; drops it while it waits for the associated
+// lock (dispatching tells stop and reset so) and returns with it held again.
+// Returns false if a stop or reset cancelled the invocation meanwhile: the
+// associated lock is released again and the handler must not run.
+bool acquire_association(Cpu *cpu, std::uint32_t flags, pthread_mutex_t *mtx) REQUIRES(cpu->lock) {
+  callout_domain *d = cpu->domain;
+  cpu->dispatching = true;
+  cpu->cancelled = false;
+  cpu->lock.unlock();
+  if (flags & kGiant)
+    d->giant.enter();
+  else
+    pthread_mutex_lock(mtx);
+  cpu->lock.lock();
+  cpu->dispatching = false;
+  if (!cpu->cancelled) return true;
+  // Stopped or reset while we waited for its lock: the holder of that lock
+  // has been promised the handler will not run for this arming.
+  CALLOUT_STAT(++cpu->stats.cancelled);
+  cpu->lock.unlock();
+  if (flags & kGiant)
+    d->giant.exit();
+  else
+    pthread_mutex_unlock(mtx);
+  cpu->lock.lock();
+  return false;
+}
+
+// Releases the lock a lock-associated handler ran under.  giant_base is the
+// depth of giant the running thread held before the dispatch: 0 for a
+// softclock thread, possibly more for a thread that runs handlers of an
+// external or virtual domain while holding giant itself.
 void release_association(callout_domain *d, std::uint32_t flags, pthread_mutex_t *mtx, void *c,
-                         callout_func_t func) {
+                         callout_func_t func, unsigned giant_base) {
   if (flags & kGiant) {
+    // Ownership first: depth() belongs to giant's owner, and another
+    // thread may own it if the handler released it.
+    const unsigned depth = d->giant.held_by_caller() ? d->giant.depth() : 0;
     if ((flags & CALLOUT_RETURNUNLOCKED) == 0) {
-      if (d->giant.depth() != 1 || !d->giant.held_by_caller())
+      if (depth != giant_base + 1)
         misuse("softclock", c, func, "handler returned with the giant lock taken or released unevenly");
       d->giant.exit();
-    } else if (d->giant.held_by_caller()) {
-      misuse("softclock", c, func, "CALLOUT_RETURNUNLOCKED handler returned holding the giant lock");
+    } else if (depth != giant_base) {
+      misuse("softclock", c, func, "CALLOUT_RETURNUNLOCKED handler returned with giant held unevenly");
     }
   } else if ((flags & kMutex) && (flags & CALLOUT_RETURNUNLOCKED) == 0) {
     pthread_mutex_unlock(mtx);
@@ -89,6 +127,48 @@ void account_run(Cpu *cpu, std::uint64_t due, std::uint64_t start_ns, std::uint6
 #endif
 }
 
+// The clock reads of run_expired(), kept apart from the dispatch protocol.
+// Reading the clock is not free (here, in a VM that traps rdtsc, 60 to
+// 110 ns), so: on the monotonic and external clocks, where lateness needs
+// each handler's start, one read per handler -- the end of one run is the
+// start of the next unless something slow (a wake-up, waiting for a lock)
+// came between; on the manual clock, where time is virtual, two reads per
+// batch, and run_ns_* count batches (all handlers of one tick on one CPU).
+class RunTiming {
+ public:
+  explicit RunTiming(const Clock &clock) : timed_(!clock.manual()) {}
+  // Something slow came between: the next start reads the clock again.
+  void interrupted() { last_end_ = 0; }
+  // Before a handler: its start (0 on the manual clock).
+  std::uint64_t start() {
+    if (timed_) return last_end_ != 0 ? last_end_ : monotonic_ns();
+    if (batch_start_ == 0) batch_start_ = monotonic_ns();
+    return 0;
+  }
+  // After it: its end (0 on the manual clock).
+  std::uint64_t end() {
+    if (timed_) last_end_ = monotonic_ns();
+    return last_end_;
+  }
+  // After the batch: on the manual clock, its run time into cpu's counters.
+  void finish(Cpu *cpu) REQUIRES(cpu->lock) {
+#ifndef CALLOUT_NO_STATS
+    if (batch_start_ != 0) {
+      const std::uint64_t batch = monotonic_ns() - batch_start_;
+      cpu->stats.run_ns_total += batch;
+      if (batch > cpu->stats.run_ns_max) cpu->stats.run_ns_max = batch;
+    }
+#else
+    (void)cpu;
+#endif
+  }
+
+ private:
+  const bool timed_;
+  std::uint64_t last_end_ = 0;
+  std::uint64_t batch_start_ = 0;
+};
+
 // Ends the dispatch of c (its handler returned, or it was cancelled):
 // clears `running`, wakes the waiters, and calls the callout_halt_async
 // completions (outside the lock, with `running` already clear, so that
@@ -118,20 +198,20 @@ bool finish_dispatch(Cpu *cpu, CalloutImpl *c) REQUIRES(cpu->lock) {
 
 }  // namespace
 
-// Runs everything on the expired list, in order.
+// Runs everything on the expired list, in order: the four steps of the
+// dispatch protocol at the top of this file, one callout at a time.
 unsigned run_expired(Cpu *cpu) {
   unsigned ran = 0;
   callout_domain *d = cpu->domain;
-  // Reading the clock is not free (here, in a VM that traps rdtsc, 60 to
-  // 110 ns), so: on the monotonic and external clocks, where lateness needs
-  // each handler's start, one read per handler -- the end of one run is the
-  // start of the next unless something slow (a wake-up, waiting for a lock)
-  // came between; on the manual clock, where time is virtual, two reads per
-  // batch, and run_ns_* count batches (all handlers of one tick on one CPU).
-  const bool timed = !d->clock.manual();
-  std::uint64_t last_end = 0;
-  std::uint64_t batch_start = 0;
-  while (WheelNode *n = cpu->wheel.pop_expired()) {
+  RunTiming timing(d->clock);
+  // The thread running an external or virtual domain's handlers may hold
+  // giant already (it is recursive); a softclock thread never does.
+  const unsigned giant_base = d->giant.held_by_caller() ? d->giant.depth() : 0;
+  // A callout_domain_drain() in progress holds the list: nothing new starts.
+  while (cpu->holds == 0) {
+    WheelNode *n = cpu->wheel.pop_expired();
+    if (n == nullptr) break;
+    // 1. Off the expired list: no longer pending, and in use from here on.
     CalloutImpl *c = impl(n);
     std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;
     c->flags.store(f, std::memory_order_release);
@@ -141,28 +221,13 @@ unsigned run_expired(Cpu *cpu) {
     cpu->running_func = c->func;
     cpu->running_arg = c->arg;
     pthread_mutex_t *mtx = c->mtx;
+
+    // 2. The associated lock, unless the invocation is cancelled meanwhile.
     if (f & (kGiant | kMutex)) {
-      cpu->dispatching = true;
-      cpu->cancelled = false;
-      cpu->lock.unlock();
-      if (f & kGiant)
-        d->giant.enter();
-      else
-        pthread_mutex_lock(mtx);
-      last_end = 0;
-      cpu->lock.lock();
-      cpu->dispatching = false;
-      if (cpu->cancelled) {
-        // Stopped or reset while we waited for its lock: the holder of that
-        // lock has been promised the handler will not run for this arming.
-        CALLOUT_STAT(++cpu->stats.cancelled);
-        cpu->lock.unlock();
-        if (f & kGiant)
-          d->giant.exit();
-        else
-          pthread_mutex_unlock(mtx);
-        cpu->lock.lock();
-        if (finish_dispatch(cpu, c)) last_end = 0;
+      const bool invoke = acquire_association(cpu, f, mtx);
+      timing.interrupted();  // waiting for the lock may have taken long
+      if (!invoke) {
+        finish_dispatch(cpu, c);
         continue;
       }
       // Not cancelled, so not stopped, reset or destroyed: c is intact, but
@@ -171,34 +236,26 @@ unsigned run_expired(Cpu *cpu) {
       cpu->running_func = c->func;
       cpu->running_arg = c->arg;
     }
+
+    // 3. Invoke the handler, without the CPU lock.
     const callout_func_t func = c->func;
     void *const arg = c->arg;
     c->flags.store(f | kFired | kInvoking, std::memory_order_release);
     cpu->lock.unlock();
-
-    std::uint64_t start = 0;
-    if (timed)
-      start = last_end != 0 ? last_end : monotonic_ns();
-    else if (batch_start == 0)
-      batch_start = monotonic_ns();
+    const std::uint64_t start = timing.start();
     CALLOUT_PROBE4(entry, c, func, arg, due);
     func(arg);  // c may be destroyed and freed from here on
-    if (timed) last_end = monotonic_ns();
-    CALLOUT_PROBE4(return, c, func, arg, last_end - start);
+    const std::uint64_t end = timing.end();
+    CALLOUT_PROBE4(return, c, func, arg, end - start);
 
-    release_association(d, f, mtx, c, func);
+    // 4. Release the associated lock, clear running, wake the waiters.
+    release_association(d, f, mtx, c, func, giant_base);
     cpu->lock.lock();
     ++ran;
-    account_run(cpu, due, start, last_end);
-    if (finish_dispatch(cpu, c)) last_end = 0;
+    account_run(cpu, due, start, end);
+    if (finish_dispatch(cpu, c)) timing.interrupted();
   }
-#ifndef CALLOUT_NO_STATS
-  if (batch_start != 0) {
-    const std::uint64_t batch = monotonic_ns() - batch_start;
-    cpu->stats.run_ns_total += batch;
-    if (batch > cpu->stats.run_ns_max) cpu->stats.run_ns_max = batch;
-  }
-#endif
+  timing.finish(cpu);
   return ran;
 }
 
@@ -256,7 +313,7 @@ void wait_for_idle(Cpu *cpu) {
   // list after advance() chose which CPUs to kick (a thread that read the
   // tick just before advance() moved it schedules at a tick the wheel has
   // already passed), and a sleeping softclock would never see it.
-  const bool kick = cpu->wheel.has_expired();
+  const bool kick = cpu->wheel.has_expired() && cpu->holds == 0;
   ++cpu->nidle;
   cpu->lock.unlock();
   if (kick) cpu->kick.wake_all();
@@ -274,8 +331,8 @@ void *softclock_main(void *arg) {
     std::uint64_t wake = Wheel::kNever;
     if (clock.manual()) {
       // callout_domain_advance() moves the wheel and kicks us; we only run
-      // what it made due, then report back through `done`.
-      if (cpu->wheel.has_expired()) {
+      // what it made due, then report back through `idle`.
+      if (cpu->wheel.has_expired() && cpu->holds == 0) {
         run_expired(cpu);
         continue;
       }
@@ -284,15 +341,16 @@ void *softclock_main(void *arg) {
       // as they are not in the future.
       const std::uint64_t now = clock.ticks();
       const std::uint64_t next = cpu->wheel.next_due();
-      if (next <= now) {
+      if (next <= now && cpu->holds == 0) {
         cpu->wheel.advance(next);
         run_expired(cpu);
         continue;
       }
       // Nothing is due before `next`; keep the wheel's now close to the
-      // clock so that new callouts are placed in low levels.
+      // clock so that new callouts are placed in low levels.  While a drain
+      // holds dispatch, sleep until it kicks us at its end.
       cpu->wheel.advance(now);
-      wake = next;
+      wake = cpu->holds == 0 ? next : Wheel::kNever;
     }
     // Going idle: wake whoever waits for this CPU to be idle.  advance()
     // waits until the expired list is empty and nothing runs; this is the

@@ -4,7 +4,9 @@
 // This is NetBSD's struct callout_cpu.  Every callout is homed on one CPU
 // (CalloutImpl::cpu) and that CPU's lock guards the callout's state; the
 // softclock thread of the CPU is the only thread that ever runs the handlers
-// of the callouts homed there.  See docs/DESIGN.md for the state machine and
+// of the callouts homed there -- or, for a domain without threads, the one
+// thread acting as that softclock (inside callout_domain_run on an external
+// clock, callout_domain_advance on a virtual one: set_current_cpu).  See docs/DESIGN.md for the state machine and
 // the proofs of the cross-thread paths.
 #ifndef CALLOUT_SRC_CPU_H
 #define CALLOUT_SRC_CPU_H
@@ -82,9 +84,11 @@ struct alignas(64) Cpu {
   std::uint32_t nidle GUARDED_BY(lock) = 0;
   Event idle;
 
-  // The tick the sleeping softclock will wake at (Wheel::kNever: none); 0
-  // while it is awake and will look at the wheel again before sleeping.
-  // External clock: the tick timer_fd is armed for (kNever: disarmed).
+  // The tick the sleeping softclock will wake at (Wheel::kNever: none, or a
+  // drain holds dispatch); 0 while it is awake and will look at the wheel
+  // again before sleeping, and always 0 on a manual clock (advance() kicks
+  // the softclock; a reset never needs to).  External clock: the tick
+  // timer_fd is armed for (kNever: disarmed).
   std::uint64_t wake_tick GUARDED_BY(lock) = 0;
   // External clock only: the timerfd an event loop polls; -1 otherwise.
   int timer_fd = -1;
@@ -93,6 +97,11 @@ struct alignas(64) Cpu {
   bool stopping GUARDED_BY(lock) = false;
   // External clock: a loop thread is inside callout_domain_run().
   bool looping GUARDED_BY(lock) = false;
+
+  // callout_domain_drain() calls in progress: while non-zero, no new
+  // dispatch starts here (the expired list waits; the softclock sleeps until
+  // kicked).
+  unsigned holds GUARDED_BY(lock) = 0;
 
   // Callouts initialised here minus callouts destroyed here (modulo 2^64:
   // only the sum over a domain's CPUs means anything).

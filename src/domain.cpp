@@ -1,5 +1,8 @@
-// domain.cpp -- domains: creation and destruction, the default domain, the
-// giant lock, and the manual clock's advance().
+// domain.cpp -- domains: configuration (and its validation), creation and
+// destruction, the default domain (its late configuration, the environment
+// variable), the accessors, advance() for the manual and virtual clocks, and
+// the drain.  The giant lock, fork handling and event-loop embedding have
+// their own files (domain.h lists them).
 #include "domain.h"
 
 #include <errno.h>
@@ -9,66 +12,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
-#include "misuse.h"
-
 using libcallout::internal::Cpu;
 using libcallout::internal::Wheel;
 
 namespace libcallout::internal {
-
-void Giant::enter() {
-  if (held_by_caller()) {
-    ++depth_;
-    return;
-  }
-  pthread_mutex_lock(&mutex_);
-  owner_.store(pthread_self(), std::memory_order_relaxed);
-  depth_ = 1;
-}
-
-bool Giant::exit() {
-  if (!held_by_caller()) return false;
-  if (--depth_ == 0) {
-    owner_.store(0, std::memory_order_relaxed);
-    pthread_mutex_unlock(&mutex_);
-  }
-  return true;
-}
-
-unsigned Giant::release_all() {
-  const unsigned depth = depth_;
-  depth_ = 0;
-  owner_.store(0, std::memory_order_relaxed);
-  pthread_mutex_unlock(&mutex_);
-  return depth;
-}
-
-void Giant::reacquire(unsigned depth) {
-  pthread_mutex_lock(&mutex_);
-  owner_.store(pthread_self(), std::memory_order_relaxed);
-  depth_ = depth;
-}
-
-void Giant::after_fork() {
-  if (held_by_caller()) return;
-  pthread_mutex_init(&mutex_, nullptr);
-  owner_.store(0, std::memory_order_relaxed);
-  depth_ = 0;
-}
-
-namespace {
-
-constexpr unsigned kMaxCpus = 1024;
-
-// Every live domain, for the fork handlers.
-pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-callout_domain *registry = nullptr;
-pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 int start_thread(Cpu *cpu) {
   // Softclock threads take no signals: they belong to the application's
@@ -93,79 +46,9 @@ int start_thread(Cpu *cpu) {
   return err;
 }
 
-// fork(): only the forking thread exists in the child, so every domain
-// would be left without softclock threads, possibly with a CPU lock held by
-// a thread that is gone.  Before the fork we take every CPU lock of every
-// domain (registry order, then index order), so that no wheel is half
-// updated; the parent just releases them.  The child releases them too,
-// forgets the handlers that were running in the parent (their threads are
-// gone: those callouts count as finished, and a dispatch that was waiting
-// for its lock as cancelled), resets a giant held by a thread that is gone,
-// and starts fresh softclock threads.  Pending callouts keep their due ticks
-// and fire in the child.  If the forking thread is itself a softclock (fork
-// from a handler), it goes on being that CPU's softclock in the child.
-void before_fork() NO_THREAD_SAFETY_ANALYSIS {
-  pthread_mutex_lock(&registry_lock);
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.lock();
-}
+namespace {
 
-void after_fork_parent() NO_THREAD_SAFETY_ANALYSIS {
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i) d->cpus[i].lock.unlock();
-  pthread_mutex_unlock(&registry_lock);
-}
-
-void after_fork_child() NO_THREAD_SAFETY_ANALYSIS {
-  Cpu *self = current_cpu();
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live) {
-    d->giant.after_fork();
-    pthread_mutex_init(&d->advance_mutex, nullptr);
-    for (unsigned i = 0; i < d->ncpu; ++i) {
-      Cpu *cpu = &d->cpus[i];
-      if (cpu != self) {
-        cpu->running = nullptr;
-        cpu->running_func = nullptr;
-        cpu->running_arg = nullptr;
-        cpu->dispatching = false;
-        cpu->cancelled = false;
-      }
-      cpu->nwait = 0;
-      cpu->nidle = 0;
-      cpu->wake_tick = cpu->timer_fd >= 0 ? cpu->wake_tick : 0;
-      cpu->thread_started = false;
-      cpu->lock.unlock();
-    }
-  }
-  for (callout_domain *d = registry; d != nullptr; d = d->next_live)
-    for (unsigned i = 0; i < d->ncpu; ++i)
-      if (&d->cpus[i] != self && !d->cpus[i].stopping && !d->clock.external() &&
-          start_thread(&d->cpus[i]) != 0) {
-        std::fprintf(stderr, "libcallout: fork: cannot restart the softclock threads in the child\n");
-        std::abort();
-      }
-  pthread_mutex_init(&registry_lock, nullptr);
-}
-
-void register_atfork() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
-
-void register_domain(callout_domain *d) {
-  pthread_once(&atfork_once, register_atfork);
-  pthread_mutex_lock(&registry_lock);
-  d->next_live = registry;
-  registry = d;
-  pthread_mutex_unlock(&registry_lock);
-}
-
-void unregister_domain(callout_domain *d) {
-  pthread_mutex_lock(&registry_lock);
-  for (callout_domain **p = &registry; *p != nullptr; p = &(*p)->next_live)
-    if (*p == d) {
-      *p = d->next_live;
-      break;
-    }
-  pthread_mutex_unlock(&registry_lock);
-}
+constexpr unsigned kMaxCpus = 1024;
 constexpr unsigned kMaxHz = 1'000'000;
 
 // Stops and joins the softclock threads that were started, frees d.
@@ -201,13 +84,18 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
   static_assert(sizeof(enum callout_clock) == sizeof(int));
   int kind;
   std::memcpy(&kind, &cfg->clock, sizeof kind);
-  if (kind != CALLOUT_CLOCK_MONOTONIC && kind != CALLOUT_CLOCK_MANUAL && kind != CALLOUT_CLOCK_EXTERNAL)
+  if (kind != CALLOUT_CLOCK_MONOTONIC && kind != CALLOUT_CLOCK_MANUAL && kind != CALLOUT_CLOCK_EXTERNAL &&
+      kind != CALLOUT_CLOCK_VIRTUAL)
     return EINVAL;
   *hz = cfg->hz == 0 ? 1000 : cfg->hz;
   *ncpu = cfg->ncpu;
   if (kind == CALLOUT_CLOCK_EXTERNAL) {
     // One loop thread runs the handlers: one CPU.
     if (*ncpu > 1) return EINVAL;
+    *ncpu = 1;
+  } else if (kind == CALLOUT_CLOCK_VIRTUAL && *ncpu == 0) {
+    // Virtual time is for deterministic runs: one CPU unless asked, so that
+    // nothing depends on the machine it runs on.
     *ncpu = 1;
   } else if (*ncpu == 0) {
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -250,7 +138,7 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
   // thread while they start finds every CPU lock it must hold.
   register_domain(d);
   int err = 0;
-  if (kind != CALLOUT_CLOCK_EXTERNAL)
+  if (d->clock.threaded())
     for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
   if (err != 0) {
     teardown(d);
@@ -260,19 +148,84 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
   return 0;
 }
 
-callout_domain *default_domain;
-pthread_once_t default_once = PTHREAD_ONCE_INIT;
+// The default domain: created on first use, from the configuration set by
+// callout_domain_default_configure() if any, else from the environment
+// variable CALLOUT_DEFAULT_DOMAIN, else the defaults.  default_lock guards
+// its creation and the stored configuration; once created, the pointer is
+// only read (acquire, pairing with the release store below).
+pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<callout_domain *> default_domain{nullptr};
+bool default_configured = false;  // GUARDED_BY(default_lock)
+callout_domain_config default_config;
 
-void create_default() {
-  callout_domain_config cfg;
-  callout_domain_config_init(&cfg);
-  callout_domain *d = nullptr;
-  if (int err = create(&cfg, &d, true); err != 0) {
-    std::fprintf(stderr, "libcallout: callout_domain_default: cannot start the default domain: %s\n",
-                 std::strerror(err));
-    std::abort();
+[[noreturn]] void bad_environment(const char *value, const char *why) {
+  std::fprintf(stderr, "libcallout: callout_domain_default: CALLOUT_DEFAULT_DOMAIN=\"%s\": %s\n", value, why);
+  std::abort();
+}
+
+// Reads CALLOUT_DEFAULT_DOMAIN, "key=value,..." with the keys clock
+// (monotonic, manual, external or virtual), hz and ncpu, into cfg.  A
+// malformed value is the program's bug: it aborts with a message.
+void read_environment(callout_domain_config *cfg) {
+  const char *value = std::getenv("CALLOUT_DEFAULT_DOMAIN");
+  if (value == nullptr || *value == '\0') return;
+  char buf[256];
+  if (std::strlen(value) >= sizeof buf) bad_environment(value, "too long");
+  std::strcpy(buf, value);
+  char *save = nullptr;
+  for (char *item = strtok_r(buf, ",", &save); item != nullptr; item = strtok_r(nullptr, ",", &save)) {
+    char *eq = std::strchr(item, '=');
+    if (eq == nullptr) bad_environment(value, "expected key=value items separated by commas");
+    *eq = '\0';
+    const char *key = item, *val = eq + 1;
+    if (std::strcmp(key, "clock") == 0) {
+      static const struct {
+        const char *name;
+        enum callout_clock clock;
+      } clocks[] = {{"monotonic", CALLOUT_CLOCK_MONOTONIC},
+                    {"manual", CALLOUT_CLOCK_MANUAL},
+                    {"external", CALLOUT_CLOCK_EXTERNAL},
+                    {"virtual", CALLOUT_CLOCK_VIRTUAL}};
+      bool found = false;
+      for (const auto &c : clocks)
+        if (std::strcmp(val, c.name) == 0) cfg->clock = c.clock, found = true;
+      if (!found) bad_environment(value, "clock must be monotonic, manual, external or virtual");
+    } else if (std::strcmp(key, "hz") == 0 || std::strcmp(key, "ncpu") == 0) {
+      char *end = nullptr;
+      errno = 0;
+      const unsigned long n = std::strtoul(val, &end, 10);
+      if (*val == '\0' || *end != '\0' || errno != 0 || n > 1'000'000)
+        bad_environment(value, "hz and ncpu take a decimal number");
+      (key[0] == 'h' ? cfg->hz : cfg->ncpu) = static_cast<unsigned>(n);
+    } else {
+      bad_environment(value, "unknown key (clock, hz and ncpu are known)");
+    }
   }
-  default_domain = d;
+  unsigned ncpu, hz;
+  enum callout_clock kind;
+  if (read_config(cfg, &ncpu, &hz, &kind) != 0) bad_environment(value, "not a valid domain configuration");
+}
+
+callout_domain *create_default() NO_THREAD_SAFETY_ANALYSIS {
+  pthread_mutex_lock(&default_lock);
+  callout_domain *d = default_domain.load(std::memory_order_relaxed);
+  if (d == nullptr) {
+    callout_domain_config cfg;
+    if (default_configured) {
+      cfg = default_config;
+    } else {
+      callout_domain_config_init(&cfg);
+      read_environment(&cfg);
+    }
+    if (int err = create(&cfg, &d, true); err != 0) {
+      std::fprintf(stderr, "libcallout: callout_domain_default: cannot start the default domain: %s\n",
+                   std::strerror(err));
+      std::abort();
+    }
+    default_domain.store(d, std::memory_order_release);
+  }
+  pthread_mutex_unlock(&default_lock);
+  return d;
 }
 
 }  // namespace
@@ -281,7 +234,7 @@ void create_default() {
 using namespace libcallout::internal;
 
 namespace {
-std::uint64_t live_callouts(callout_domain *d);
+bool busy(callout_domain *d);
 }
 
 /*
@@ -297,9 +250,10 @@ extern "C" void callout_domain_config_init(struct callout_domain_config *cfg) {
 
 /*
  * callout_domain_create: builds a domain and starts its ncpu softclock
- * threads ("callout/N").  Returns 0 and sets *dp; EINVAL for a bad size,
- * hz > 10^6, ncpu > 1024 or an unknown clock; EAGAIN or ENOMEM when threads
- * or memory cannot be had.  On error *dp is untouched and nothing leaks.
+ * threads ("callout/N"; none for an external or a virtual clock).  Returns 0
+ * and sets *dp; EINVAL for a bad size, hz > 10^6, ncpu > 1024 (> 1 for an
+ * external clock) or an unknown clock; EAGAIN or ENOMEM when threads,
+ * memory or the external clock's timerfd cannot be had.  On error *dp is untouched and nothing leaks.
  * Any thread; may block briefly (thread creation).
  */
 extern "C" int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp) {
@@ -316,7 +270,7 @@ extern "C" int callout_domain_create(const struct callout_domain_config *cfg, ca
 extern "C" int callout_domain_destroy(callout_domain_t *d) {
   if (d == nullptr || d->is_default) return EINVAL;
   if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
-  if (live_callouts(d) != 0) return EBUSY;
+  if (busy(d)) return EBUSY;
   teardown(d);
   return 0;
 }
@@ -327,8 +281,42 @@ extern "C" int callout_domain_destroy(callout_domain_t *d) {
  * Any thread.  Aborts with a message if its threads cannot be started.
  */
 extern "C" callout_domain_t *callout_domain_default(void) {
-  pthread_once(&default_once, create_default);
-  return default_domain;
+  if (callout_domain *d = default_domain.load(std::memory_order_acquire); d != nullptr) return d;
+  return create_default();
+}
+
+/*
+ * callout_domain_default_configure: sets the configuration the default
+ * domain will be created with.  Only before its first use: EBUSY (nothing
+ * changed) once it exists.  EINVAL for a bad cfg (as callout_domain_create).
+ * It wins over the CALLOUT_DEFAULT_DOMAIN environment variable.  Any thread;
+ * never sleeps.
+ */
+extern "C" int callout_domain_default_configure(const struct callout_domain_config *cfg) {
+  unsigned ncpu, hz;
+  enum callout_clock kind;
+  if (int err = read_config(cfg, &ncpu, &hz, &kind); err != 0) return err;
+  pthread_mutex_lock(&default_lock);
+  int err = 0;
+  if (default_domain.load(std::memory_order_relaxed) != nullptr) {
+    err = EBUSY;
+  } else {
+    std::memcpy(&default_config, cfg, sizeof default_config);
+    default_config.size = sizeof default_config;  // a larger caller's tail is zero (checked)
+    default_configured = true;
+  }
+  pthread_mutex_unlock(&default_lock);
+  return err;
+}
+
+/*
+ * callout_domain_current: the domain of the handler the calling thread is
+ * running (it is a softclock thread, or runs handlers for an external or
+ * virtual domain), else the default domain.  The domain callout_init uses.
+ */
+extern "C" callout_domain_t *callout_domain_current(void) {
+  if (Cpu *here = current_cpu(); here != nullptr) return here->domain;
+  return callout_domain_default();
 }
 
 extern "C" unsigned callout_domain_ncpu(const callout_domain_t *d) { return d->ncpu; }
@@ -343,7 +331,9 @@ extern "C" uint64_t callout_domain_ticks(const callout_domain_t *d) { return d->
 
 /*
  * callout_domain_curcpu: the CPU index if the caller is one of d's softclock
- * threads (that is, a handler of d is calling), else -1.
+ * threads, or the thread running d's handlers inside callout_domain_run or
+ * a virtual callout_domain_advance (in short: a handler of d is calling),
+ * else -1.
  */
 extern "C" int callout_domain_curcpu(const callout_domain_t *d) {
   Cpu *cpu = current_cpu();
@@ -352,21 +342,28 @@ extern "C" int callout_domain_curcpu(const callout_domain_t *d) {
 
 namespace {
 
-// The number of callouts initialised on d and not destroyed.  Takes every
-// CPU lock at once (in index order, the CPU lock order) so that the sum is
-// a snapshot; the analysis cannot follow a loop of locks.
-std::uint64_t live_callouts(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
+// Whether d still has users: a callout initialised on d and not destroyed
+// (CALLOUT_NODESTROY ones are not counted), or a pending callout (which a
+// never-destroyed callout may be).  A handler still running is no obstacle:
+// teardown joins the threads, so it finishes first.  Takes every CPU lock at once (in index order, the CPU lock
+// order) so that the answer is a snapshot; the analysis cannot follow a loop
+// of locks.
+bool busy(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
   std::uint64_t live = 0;
+  bool in_use = false;
   for (unsigned i = 0; i < d->ncpu; ++i) {
-    d->cpus[i].lock.lock();
-    live += d->cpus[i].live;
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    live += cpu->live;
+    if (cpu->wheel.size() != 0) in_use = true;
   }
   for (unsigned i = d->ncpu; i-- > 0;) d->cpus[i].lock.unlock();
-  return live;
+  return live != 0 || in_use;
 }
 
-// The earliest Wheel::next_due() over d's CPUs (one lock at a time).
-std::uint64_t earliest_next_due(callout_domain *d) {
+}  // namespace
+
+std::uint64_t libcallout::internal::earliest_next_due(callout_domain *d) {
   std::uint64_t next = Wheel::kNever;
   for (unsigned i = 0; i < d->ncpu; ++i) {
     Cpu *cpu = &d->cpus[i];
@@ -376,6 +373,8 @@ std::uint64_t earliest_next_due(callout_domain *d) {
   }
   return next;
 }
+
+namespace {
 
 // One step of advance(): kick the CPUs with something on their expired
 // list, then wait until every CPU has drained it and has no handler running.
@@ -409,12 +408,48 @@ bool run_step(callout_domain *d) {
 
 }  // namespace
 
+namespace {
+
+// One step of advance() on a virtual clock: the due handlers run right here,
+// CPU by CPU in index order, each CPU's in the order its wheel hands them
+// over (for callouts due at the same tick: the order in which they were
+// armed, except that a callout moved later while pending keeps its place
+// among those armed before it -- a function of the calls made, never of
+// timing).  While a callout_domain_drain() holds dispatch, wait for it.
+// Returns whether anything was due.
+bool run_step_here(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
+  bool any = false;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    while (cpu->holds != 0 && cpu->wheel.has_expired()) {
+      const std::uint32_t seen = cpu->kick.generation();
+      cpu->lock.unlock();
+      cpu->kick.wait(seen);
+      cpu->lock.lock();
+    }
+    if (cpu->wheel.has_expired()) {
+      any = true;
+      Cpu *const previous = set_current_cpu(cpu);
+      run_expired(cpu);
+      set_current_cpu(previous);
+    }
+    cpu->lock.unlock();
+  }
+  return any;
+}
+
+}  // namespace
+
 /*
- * callout_domain_advance: manual clock only (EINVAL otherwise).  Moves the
- * clock forward nticks ticks, tick by tick: every callout due at tick t, on
- * every CPU, has run (or been skipped) before any callout due at t + 1
- * starts, including callouts scheduled by handlers during the advance.
- * Returns 0 once everything due up to the new tick has finished.  Empty
+ * callout_domain_advance: manual and virtual clocks only (EINVAL otherwise).
+ * Moves the clock forward nticks ticks, tick by tick: every callout due at
+ * tick t, on every CPU, has run (or been skipped) before any callout due at
+ * t + 1 starts, including callouts scheduled by handlers during the advance.
+ * Returns 0 once everything due up to the new tick has finished.  On the
+ * manual clock the softclock threads run the handlers; on the virtual clock
+ * the calling thread does, acting as each CPU's softclock in turn, so the
+ * order is deterministic (run_step_here).  Empty
  * stretches cost O(1) each: the step goes straight to the earliest next-due
  * tick over all CPUs.  Concurrent calls are serialised.  May block (it waits
  * for handlers); EDEADLK if called from a handler of d.
@@ -440,7 +475,7 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
         cpu->lock.unlock();
       }
     }
-    const bool ran = run_step(d);
+    const bool ran = d->clock.caller_runs() ? run_step_here(d) : run_step(d);
     if (step == target && !ran) break;
   }
   pthread_mutex_unlock(&d->advance_mutex);
@@ -448,80 +483,38 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
 }
 
 /*
- * callout_domain_next_timeout: nanoseconds until the start of the earliest
- * tick at which something may be due on d (0: something is due now; -1:
- * nothing is pending, or d has a manual clock).  It may be early (a lazily
- * rescheduled callout), never late.  Any thread; never sleeps.
+ * callout_domain_drain: returns once no handler of d is running and none is
+ * being dispatched.  While it waits, no new dispatch starts on d (each CPU
+ * holds its expired list); handlers already running finish; pending
+ * callouts stay pending and run after it returns.  0; EINVAL for NULL;
+ * EDEADLK from a handler of d (it would wait for itself).  May sleep: not
+ * while holding a lock that a running handler or a waiting dispatch of d
+ * needs (giant or an associated mutex), which would deadlock.
  */
-extern "C" int64_t callout_domain_next_timeout(callout_domain_t *d) {
-  if (d->clock.manual()) return -1;
-  const std::uint64_t next = earliest_next_due(d);
-  if (next == Wheel::kNever) return -1;
-  const std::uint64_t start = d->clock.tick_start_ns(next);
-  const std::uint64_t now = monotonic_ns();
-  if (start <= now) return 0;
-  const std::uint64_t left = start - now;
-  return left > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(left);
-}
-
-/*
- * callout_domain_run: external-clock domains only (else returns 0).  Runs,
- * in the calling thread, every handler due by now, in tick order, and
- * returns how many ran.  During the call the thread is d's CPU 0 softclock:
- * callout_domain_curcpu() is 0, callout_halt() from it never waits for
- * itself.  One thread at a time (concurrent calls are misuse); not from a
- * handler.  Clears and re-arms callout_domain_fd().
- */
-extern "C" unsigned callout_domain_run(callout_domain_t *d) {
-  if (!d->clock.external()) return 0;
-  Cpu *cpu = &d->cpus[0];
-  if (current_cpu() == cpu) misuse_domain("callout_domain_run", d, "called from one of its own handlers");
-  std::uint64_t expirations;
-  while (read(cpu->timer_fd, &expirations, sizeof expirations) > 0) {
+extern "C" int callout_domain_drain(callout_domain_t *d) {
+  if (d == nullptr) return EINVAL;
+  if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return EDEADLK;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    ++cpu->holds;
+    cpu->lock.unlock();
   }
-  Cpu *const previous = set_current_cpu(cpu);
-  unsigned ran = 0;
-  cpu->lock.lock();
-  if (cpu->looping) misuse_domain("callout_domain_run", d, "called concurrently from two threads");
-  cpu->looping = true;
-  for (;;) {
-    const std::uint64_t now = d->clock.ticks();
-    const std::uint64_t next = cpu->wheel.next_due();
-    if (next > now) {
-      cpu->wheel.advance(now);
-      break;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    while (cpu->running != nullptr) {
+      wait_for_done(cpu);
+      cpu->lock.lock();
     }
-    cpu->wheel.advance(next);
-    ran += run_expired(cpu);
+    cpu->lock.unlock();
   }
-  cpu->looping = false;
-  arm_timer(cpu, cpu->wheel.next_due());
-  cpu->lock.unlock();
-  set_current_cpu(previous);
-  return ran;
-}
-
-/*
- * callout_domain_fd: the timerfd of an external-clock domain: readable
- * from the start of the next due tick, re-armed earlier when a callout is
- * added before it, cleared and re-armed by callout_domain_run().  Owned by
- * d (closed by callout_domain_destroy).  -1 with errno EINVAL otherwise.
- */
-extern "C" int callout_domain_fd(callout_domain_t *d) {
-  if (!d->clock.external()) {
-    errno = EINVAL;
-    return -1;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    Cpu *cpu = &d->cpus[i];
+    cpu->lock.lock();
+    --cpu->holds;
+    cpu->lock.unlock();
+    cpu->kick.wake_all();
   }
-  return d->cpus[0].timer_fd;
-}
-
-/*
- * callout_giant_enter / callout_giant_exit: take and release d's recursive
- * giant lock.  enter may block (not from a context that must not sleep);
- * exit never blocks; exit without enter is misuse (abort).
- */
-extern "C" void callout_giant_enter(callout_domain_t *d) { d->giant.enter(); }
-
-extern "C" void callout_giant_exit(callout_domain_t *d) {
-  if (!d->giant.exit()) misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
+  return 0;
 }

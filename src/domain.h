@@ -1,45 +1,24 @@
 // domain.h -- a domain: a clock, ncpu CPUs with their softclock threads, and
 // the giant lock.
+//
+// The domain's code is split by idea.  domain.cpp holds the configuration,
+// creation and destruction, the default domain, the accessors, advance()
+// for the manual and virtual clocks and the drain; giant.cpp the giant lock (giant.h); fork.cpp the
+// registry of live domains and the pthread_atfork handlers that keep every
+// domain working in a fork child; loop.cpp the event-loop embedding of
+// external-clock domains (next timeout, run, fd).  The functions below are
+// the few that one of these files calls in another.
 #ifndef CALLOUT_SRC_DOMAIN_H
 #define CALLOUT_SRC_DOMAIN_H
 
 #include <pthread.h>
 
-#include <atomic>
+#include <cstdint>
 
 #include "clock.h"
 #include "cpu.h"
+#include "giant.h"
 #include "lock.h"
-
-namespace libcallout::internal {
-
-// The domain-wide recursive "big lock".  Handlers of giant-locked callouts
-// (not MPSAFE, no associated mutex) run holding it, as kernel callouts ran
-// under the kernel lock.  Only its owner reads or writes depth_.
-class CAPABILITY("mutex") Giant {
- public:
-  Giant() { pthread_mutex_init(&mutex_, nullptr); }
-  ~Giant() { pthread_mutex_destroy(&mutex_); }
-  void enter();
-  // False if the caller does not hold it (misuse, reported by the caller).
-  bool exit();
-  bool held_by_caller() const { return pthread_equal(owner_.load(std::memory_order_relaxed), pthread_self()); }
-  // Owner only.  Releases every level; returns the depth to re-take.
-  unsigned release_all();
-  void reacquire(unsigned depth);
-  unsigned depth() const { return depth_; }
-  // In a fork child: a giant held by a thread that did not survive the fork
-  // is free again.
-  void after_fork();
-
- private:
-  pthread_mutex_t mutex_;
-  // pthread_self() of the owner, or 0 (never a valid pthread_t on Linux).
-  std::atomic<pthread_t> owner_{0};
-  unsigned depth_ = 0;
-};
-
-}  // namespace libcallout::internal
 
 struct callout_domain {
   callout_domain(enum callout_clock kind, unsigned hz, unsigned ncpu_) : clock(kind, hz), ncpu(ncpu_) {}
@@ -52,5 +31,22 @@ struct callout_domain {
   libcallout::internal::Cpu *cpus = nullptr;                    // ncpu of them
   callout_domain *next_live = nullptr;                          // the registry (fork)
 };
+
+namespace libcallout::internal {
+
+// domain.cpp: starts cpu's softclock thread and returns once it runs
+// softclock_main (0, or pthread_create's error).
+int start_thread(Cpu *cpu);
+
+// domain.cpp: the earliest Wheel::next_due() over d's CPUs (one lock at a
+// time).
+std::uint64_t earliest_next_due(callout_domain *d);
+
+// fork.cpp: adds d to the registry of live domains the fork handlers walk
+// (installing the handlers on first use), and takes it out again.
+void register_domain(callout_domain *d);
+void unregister_domain(callout_domain *d);
+
+}  // namespace libcallout::internal
 
 #endif  // CALLOUT_SRC_DOMAIN_H

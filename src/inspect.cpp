@@ -1,7 +1,6 @@
 // inspect.cpp -- looking inside a running domain: the invariant checker,
 // the counters and the "show callout" dump.  Each takes one CPU lock at a
 // time, so all are safe while the domain runs (and consistent per CPU).
-#include <dlfcn.h>
 #include <errno.h>
 
 #include <cinttypes>
@@ -154,7 +153,7 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
  */
 extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
   std::fprintf(out, "domain %p: %u cpu, %u Hz, %s clock, ticks now %" PRIu64 "\n", static_cast<void *>(d),
-               d->ncpu, d->clock.hz(), d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", d->clock.ticks());
+               d->ncpu, d->clock.hz(), d->clock.caller_runs() ? "virtual" : d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", d->clock.ticks());
   std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg", "handler");
   std::vector<DumpEntry> entries;
   for (unsigned i = 0; i < d->ncpu; ++i) {

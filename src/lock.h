@@ -29,14 +29,11 @@
 #define CALLOUT_TSA(x)
 #endif
 #define CAPABILITY(x) CALLOUT_TSA(capability(x))
-#define SCOPED_CAPABILITY CALLOUT_TSA(scoped_lockable)
 #define GUARDED_BY(x) CALLOUT_TSA(guarded_by(x))
-#define PT_GUARDED_BY(x) CALLOUT_TSA(pt_guarded_by(x))
 #define ACQUIRE(...) CALLOUT_TSA(acquire_capability(__VA_ARGS__))
 #define RELEASE(...) CALLOUT_TSA(release_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) CALLOUT_TSA(try_acquire_capability(__VA_ARGS__))
 #define REQUIRES(...) CALLOUT_TSA(requires_capability(__VA_ARGS__))
-#define EXCLUDES(...) CALLOUT_TSA(locks_excluded(__VA_ARGS__))
 #define ASSERT_CAPABILITY(x) CALLOUT_TSA(assert_capability(x))
 #define NO_THREAD_SAFETY_ANALYSIS CALLOUT_TSA(no_thread_safety_analysis)
 

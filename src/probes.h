@@ -5,8 +5,12 @@
 // A probe is a single nop plus an ELF note (readelf -n shows them); it
 // costs nothing until a tracer attaches (perf probe, bpftrace, stap), so
 // they are compiled in whenever <sys/sdt.h> (Debian systemtap-sdt-dev) was
-// found at configure time.  Arguments: the callout, its handler, its
-// argument, then a probe-specific value (due tick, CPU, FIRED, waited).
+// found at configure time.  Arguments: usually the callout, its handler,
+// its argument, then a probe-specific value -- schedule and entry: the due
+// tick; stop: FIRED; halt_done: whether it waited; return: the run time in
+// ns.  init: the callout, its flags, the domain, the home CPU; migrate: the
+// callout, its handler, the old and the new CPU index; destroy and halt:
+// the callout, its handler and argument only.
 #ifndef CALLOUT_SRC_PROBES_H
 #define CALLOUT_SRC_PROBES_H
 

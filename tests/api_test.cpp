@@ -148,8 +148,8 @@ void set_clock_raw(callout_domain_config &cfg, int v) {
 
 TEST(CreateTest, UnknownClockIsEinval) {
   callout_domain_config cfg = make_config(1, CALLOUT_CLOCK_MANUAL, 100);
-  set_clock_raw(cfg, 3);  // (2 is this library's extension; 3 is unknown)
-  expect_create_einval(cfg, "clock 3");
+  set_clock_raw(cfg, 4);  // (2 and 3 are this library's extensions; 4 is unknown)
+  expect_create_einval(cfg, "clock 4");
 }
 
 // Values a C program may legally store in the enum field, outside the C++

@@ -346,4 +346,37 @@ TEST_F(MisuseTest, GiantExitByAThreadThatDoesNotHoldIt) {
       testing::KilledBySignal(SIGABRT), "callout_giant_exit");
 }
 
+// A giant-locked handler that returns without giant is misuse.  The check
+// must not read giant's depth while another thread owns giant: the depth
+// belongs to its owner.  The flags below are relaxed on purpose, so that
+// nothing orders the holder's write of the depth before the softclock's
+// check; under TSan (halt_on_error=1, as CI runs it) a check that read the
+// depth first ended in a data race report instead of the misuse message.
+void return_from_a_giant_handler_while_another_thread_holds_giant() {
+  Domain d(1);
+  std::atomic<bool> go{false}, taken{false}, leave{false};
+  std::thread holder([&] {
+    while (!go.load(std::memory_order_relaxed)) std::this_thread::sleep_for(200us);
+    callout_giant_enter(d);
+    taken.store(true, std::memory_order_relaxed);
+    while (!leave.load(std::memory_order_relaxed)) std::this_thread::sleep_for(200us);
+    callout_giant_exit(d);
+  });
+  Callout c(d, 0u);
+  c.fn = [&] {
+    callout_giant_exit(d);
+    go.store(true, std::memory_order_relaxed);
+    while (!taken.load(std::memory_order_relaxed)) std::this_thread::sleep_for(200us);
+  };
+  c.reset(1);
+  (void)d.advance(1);
+  leave.store(true);
+  holder.join();
+}
+
+TEST_F(MisuseTest, GiantHandlerReturnsWhileAnotherThreadHoldsGiant) {
+  EXPECT_EXIT(return_from_a_giant_handler_while_another_thread_holds_giant(), testing::KilledBySignal(SIGABRT),
+              "softclock: callout .*giant lock taken or released unevenly");
+}
+
 }  // namespace

@@ -236,10 +236,13 @@ int to_slack_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) noexcept {
 // manual: ticks move only by domain_ref::advance() (deterministic tests).
 // external: monotonic ticks, one CPU, no thread -- an event loop polls fd()
 //   and calls run(), and the handlers run in the loop's thread.
+// virtual_time: ticks move only by advance(), which runs the due handlers
+//   in the calling thread, in the same order on every run; no thread.
 enum class clock_kind {
   monotonic = CALLOUT_CLOCK_MONOTONIC,
   manual = CALLOUT_CLOCK_MANUAL,
-  external = CALLOUT_CLOCK_EXTERNAL
+  external = CALLOUT_CLOCK_EXTERNAL,
+  virtual_time = CALLOUT_CLOCK_VIRTUAL
 };
 
 // The configuration of a new domain (callout_domain_config without `size`).
@@ -303,6 +306,14 @@ class domain_ref {
 
   giant_lock giant() const noexcept { return giant_lock(d_); }
 
+  // Returns once no handler of this domain runs or is being dispatched (no
+  // new one starts meanwhile; pending timers stay pending).  Throws
+  // std::system_error (EDEADLK) from one of its own handlers.
+  void drain() const {
+    if (const int err = callout_domain_drain(d_); err != 0)
+      throw std::system_error(err, std::generic_category(), "callout_domain_drain");
+  }
+
   // Event loops (external clock).  next_timeout(): the time until the next
   // tick at which something may be due (zero: due now; nullopt: nothing
   // pending); run(): runs the due handlers in the calling thread, returns
@@ -340,6 +351,9 @@ class domain_ref {
 // The process-wide domain (monotonic clock, hz 1000, a CPU per online
 // processor), started on first use; it lives until the process exits.
 inline domain_ref default_domain() { return domain_ref(callout_domain_default()); }
+// The domain a timer constructed without one uses from the calling thread:
+// that of the handler it runs, else the default domain.
+inline domain_ref current_domain() { return domain_ref(callout_domain_current()); }
 
 // An owning domain: created by the constructor, destroyed (its threads
 // joined) by the destructor.  Movable, not copyable.  Every timer of a

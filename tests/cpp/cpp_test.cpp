@@ -974,3 +974,68 @@ TEST_F(DeathTest, HaltWithUnheldInterlockAborts) {
 }
 
 }  // namespace
+
+// ============================================================================
+// 1.1: virtual time and the drain
+// ============================================================================
+
+namespace {
+
+// The virtual clock runs handlers in the thread that advances it, in due
+// order (the same order on every run).
+TEST(VirtualTime, AdvanceRunsTheHandlersInTheCallingThread) {
+  domain_config cfg;
+  cfg.clock = libcallout::clock_kind::virtual_time;
+  domain d(cfg);
+  std::vector<int> order;
+  std::thread::id ran_in;
+  timer a(d), b(d);
+  a.reset(3ms, [&] { order.push_back(1); ran_in = std::this_thread::get_id(); });  // due tick 4
+  b.reset(2ms, [&] { order.push_back(2); });                                          // due tick 3
+  d.advance(3ms);
+  EXPECT_EQ(order, std::vector<int>{2});
+  d.advance(1ms);
+  EXPECT_EQ(order, (std::vector<int>{2, 1}));
+  EXPECT_EQ(ran_in, std::this_thread::get_id());
+}
+
+// drain() returns only once a running handler has returned.
+TEST(VirtualTime, DrainWaitsForARunningHandler) {
+  domain d(monotonic(1));
+  Gate gate;
+  std::atomic<bool> started{false}, returned{false};
+  timer t(d);
+  t.reset(1ms, [&] {
+    started = true;
+    gate.wait();
+    returned = true;
+  });
+  ASSERT_TRUE(wait_until([&] { return started.load(); }));
+  std::atomic<bool> drained{false};
+  std::thread drainer([&] {
+    d.drain();
+    drained = true;
+  });
+  std::this_thread::sleep_for(20ms);  // give a broken drain the chance to return early
+  EXPECT_FALSE(drained.load());
+  gate.open = true;
+  drainer.join();
+  EXPECT_TRUE(returned.load());
+}
+
+TEST(VirtualTime, DrainFromItsOwnHandlerThrows) {
+  domain d(manual(1));
+  std::atomic<int> err{0};
+  timer t(d);
+  t.reset(1ms, [&] {
+    try {
+      d.drain();
+    } catch (const std::system_error &e) {
+      err = e.code().value();
+    }
+  });
+  d.advance(2ms);
+  EXPECT_EQ(err.load(), EDEADLK);
+}
+
+}  // namespace

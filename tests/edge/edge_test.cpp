@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -791,6 +792,77 @@ TEST(Fork, ChildAdvancesAPrivateManualDomain) {
     EXPECT_TRUE(callout_stop(&c[i]) == false);
     callout_destroy(&c[i]);
   }
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+static void fork_noop(void *) {}
+
+// Property: a fork child has its own timer for an external-clock domain.
+// The timerfd is an open file description shared across fork(): a child
+// that stops everything and runs the domain (which disarms the fd) would
+// otherwise disarm the parent's timer, and the parent's loop would never
+// wake for its pending callout.
+TEST(Fork, ExternalClockChildDoesNotDisarmTheParentsTimer) {
+  callout_domain_t *d = make_domain(1, CALLOUT_CLOCK_EXTERNAL, 1000);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_reset(&c, 50, fork_noop, nullptr);
+  const int fd = callout_domain_fd(d);
+  ASSERT_GE(fd, 0);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    callout_stop(&c);
+    callout_domain_run(d);  // nothing pending in the child: disarms its timer
+    _exit(callout_domain_next_timeout(d) == -1 ? 0 : 1);
+  }
+  bool timed_out;
+  const int status = wait_child(pid, 15000ms, &timed_out);
+  EXPECT_FALSE(timed_out) << "the child hung";
+  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 10000), 1) << "the parent's timerfd was disarmed by the child";
+  EXPECT_EQ(callout_domain_run(d), 1u);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
+// Property: the fork handlers leave the registry of live domains usable in
+// the child: the child creates and destroys domains (each takes the
+// registry's lock) and forks again (the handlers take it once more).  A
+// child whose registry lock stayed locked hangs here.
+TEST(Fork, ChildCreatesAndDestroysDomainsAndForksAgain) {
+  callout_domain_t *d = make_domain(1, CALLOUT_CLOCK_MANUAL, 1000);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int rc = 0;
+    callout_domain_config cfg;
+    callout_domain_config_init(&cfg);
+    cfg.ncpu = 1;
+    cfg.clock = CALLOUT_CLOCK_MANUAL;
+    callout_domain_t *mine = nullptr;
+    if (callout_domain_create(&cfg, &mine) != 0)
+      rc |= 1;
+    else if (callout_domain_destroy(mine) != 0)
+      rc |= 2;
+    if (callout_domain_destroy(d) != 0) rc |= 4;
+    const pid_t grandchild = fork();
+    if (grandchild == 0) _exit(0);
+    int status = 0;
+    if (grandchild < 0 || waitpid(grandchild, &status, 0) != grandchild || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+      rc |= 8;
+    _exit(rc);
+  }
+  bool timed_out;
+  const int status = wait_child(pid, 15000ms, &timed_out);
+  EXPECT_FALSE(timed_out) << "the child hung";
+  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: create, 2: destroy of the new domain, 4: destroy of the parent's, 8: fork";
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 

@@ -153,9 +153,9 @@ if [[ -n "$so" ]]; then
   [[ -L "$prefix/lib/libcallout.so.1" ]] || fail "no libcallout.so.1 symlink"
   [[ -L "$prefix/lib/libcallout.so" ]] || fail "no libcallout.so development symlink"
   # nm prints versioned names as name@@VERSION; the version node itself is an
-  # absolute symbol named CALLOUT_1.0.
+  # absolute symbol named CALLOUT_1.0, CALLOUT_1.1, ...
   mapfile -t syms < <(nm -D --defined-only "$so" | awk '{print $3}' | sed 's/@.*//' |
-    grep -vx 'CALLOUT_1\.0' | sort -u)
+    grep -vEx 'CALLOUT_1\.[0-9]+' | sort -u)
   echo "exported: ${#syms[@]} symbols"
   ((${#syms[@]} > 0)) || fail "no symbols exported"
   bad=()
@@ -168,8 +168,15 @@ if [[ -n "$so" ]]; then
     printf '%s\n' "${syms[@]}" | grep -qx "$s" || fail "$s is not exported"
   done
   unversioned=$(nm -D --defined-only --with-symbol-versions "$so" | awk '{print $3}' |
-    grep '^callout_' | grep -v '@@\?CALLOUT_1\.0$' || true)
-  [[ -z $unversioned ]] || fail "symbols without the CALLOUT_1.0 version: $unversioned"
+    grep '^callout_' | grep -Ev '@@?CALLOUT_1\.[0-9]+$' || true)
+  [[ -z $unversioned ]] || fail "symbols without a CALLOUT_1.x version: $unversioned"
+  # The 1.1 additions carry CALLOUT_1.1; the 1.0 functions keep CALLOUT_1.0.
+  for s in callout_domain_drain callout_fbsd_stop callout_linux_mod; do
+    nm -D --defined-only --with-symbol-versions "$so" | grep -q " $s@@CALLOUT_1\.1$" ||
+      fail "$s is not in the CALLOUT_1.1 node"
+  done
+  nm -D --defined-only --with-symbol-versions "$so" | grep -q " callout_reset@@CALLOUT_1\.0$" ||
+    fail "callout_reset left the CALLOUT_1.0 node"
 fi
 
 step "(e) the header as C11 and C++17"
