@@ -51,11 +51,13 @@ std::uint64_t due_after(const CalloutImpl *c, std::uint64_t delta) {
 
 // The CPU a FreeBSD reset asks for: -1 keeps the callout where it is, -2 is
 // the caller's CPU, others an index of the domain (misuse if out of range).
-Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) {
+Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) NO_THREAD_SAFETY_ANALYSIS {
   callout_domain *d = home->domain;
   if (cpu == -1) return home;
   if (cpu == kFbsdCurCpu) {
     if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return here;
+    // Virtual time: the processor the caller runs on must not matter.
+    if (d->clock.caller_runs()) return &d->cpus[0];
     const int os_cpu = sched_getcpu();
     return &d->cpus[os_cpu < 0 ? 0 : static_cast<unsigned>(os_cpu) % d->ncpu];
   }

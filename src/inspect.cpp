@@ -17,16 +17,22 @@
 using namespace libcallout::internal;
 
 /*
- * callout_domain_check: see callout.h.  Takes each CPU lock in turn.
+ * callout_domain_check: see callout.h.  Takes each CPU lock in turn.  What
+ * it finds under a CPU lock goes to a memory stream opened before the lock
+ * (writing to it never waits: the stream is ours alone), and is copied to
+ * `out` once the lock is released: a CPU lock is never held across I/O on
+ * a caller's stream, whose lock another thread may hold.
  */
 extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
   int bad = 0;
+  std::vector<char> buf(out != nullptr ? 64 * 1024 : 0);
   for (unsigned i = 0; i < d->ncpu; ++i) {
     Cpu *cpu = &d->cpus[i];
     char who[48];
     std::snprintf(who, sizeof who, "callout_domain_check: cpu %u", i);
+    FILE *const report = out != nullptr ? fmemopen(buf.data(), buf.size(), "w") : nullptr;
     cpu->lock.lock();
-    bad += cpu->wheel.check(out, who);
+    bad += cpu->wheel.check(report, who);
     cpu->wheel.for_each([&](const WheelNode *n, std::uint32_t) {
       const auto *c = reinterpret_cast<const CalloutImpl *>(n);
       const char *what = nullptr;
@@ -40,14 +46,20 @@ extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
         what = "pending callout has no handler";
       if (what != nullptr) {
         ++bad;
-        if (out) std::fprintf(out, "%s: callout %p: %s\n", who, static_cast<const void *>(c), what);
+        if (report) std::fprintf(report, "%s: callout %p: %s\n", who, static_cast<const void *>(c), what);
       }
     });
     if (cpu->running == nullptr && cpu->dispatching) {
       ++bad;
-      if (out) std::fprintf(out, "%s: dispatching with no running callout\n", who);
+      if (report) std::fprintf(report, "%s: dispatching with no running callout\n", who);
     }
     cpu->lock.unlock();
+    if (report != nullptr) {
+      const long n = std::ftell(report);
+      std::fclose(report);
+      if (n > 0) std::fwrite(buf.data(), 1, static_cast<size_t>(n), out);
+      if (n >= static_cast<long>(buf.size()) - 1) std::fprintf(out, "%s: (report truncated)\n", who);
+    }
   }
   return bad;
 }

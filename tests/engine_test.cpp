@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "callout/callout.h"
+#include "callout_impl.h"
 #include "gtest/gtest.h"
 
 namespace {
@@ -499,3 +500,30 @@ TEST(Stats, PrintStatsShowsATableAndTheLatenessBars) {
 }
 
 }  // namespace
+
+// callout_domain_check reports what it finds (it writes under the CPU lock
+// to a memory stream and copies that to `out` after): a pending callout
+// whose handler was wiped is named in the report, and the count says 1.
+
+TEST(Check, ReportsAPendingCalloutWithoutAHandler) {
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
+  callout_t c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_reset(&c, 10, [](void *) {}, nullptr);
+  auto *ci = libcallout::internal::impl(&c);
+  const callout_func_t saved = ci->func;
+  ci->func = nullptr;  // no thread looks at it: the clock is manual and not advanced
+  FILE *out = std::tmpfile();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(callout_domain_check(d, out), 1);
+  std::rewind(out);
+  char line[256] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, out), nullptr);
+  EXPECT_NE(std::strstr(line, "pending callout has no handler"), nullptr) << line;
+  std::fclose(out);
+  ci->func = saved;
+  EXPECT_EQ(callout_domain_check(d, nullptr), 0);
+  callout_stop(&c);
+  callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}

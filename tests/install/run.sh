@@ -10,7 +10,11 @@
 #   (c) builds cmake_consumer/ with find_package(callout) and runs it;
 #   (d) checks the soname and that only callout_* symbols are exported;
 #   (e) checks that the installed header compiles as C11 and as C++17 (and
-#       callout.hpp, the C++ layer, as C++17).
+#       callout.hpp, the C++ layer, as C++17);
+#   (g) the kernel-KPI headers (callout/compat/{freebsd,linux,netbsd}.h):
+#       each alone in a translation unit as C11 and C++17, and
+#       compat_consumer.c per KPI, built, linked and run, via pkg-config and
+#       via find_package (compat_consumer/).
 # Environment: CC, CXX, CMAKE (set by ctest); CALLOUT_SANITIZE non-empty
 # means a sanitizer build, where the test skips itself.
 set -euo pipefail
@@ -225,6 +229,56 @@ if [[ "${CALLOUT_HAVE_SDT:-}" == 1 ]]; then
   fi
 else
   echo "skipped: built without <sys/sdt.h> (install systemtap-sdt-dev)"
+fi
+
+step "(g) the kernel-KPI headers, via pkg-config and via find_package"
+kpis=(freebsd netbsd linux)
+for kpi in "${kpis[@]}"; do
+  [[ -e "$prefix/include/callout/compat/$kpi.h" ]] || fail "not installed: include/callout/compat/$kpi.h"
+done
+compat_flags=(-Wall -Wextra -Werror -pedantic)
+for kpi in "${kpis[@]}"; do
+  KPI=${kpi^^}
+  # Alone in a translation unit (twice: the include guard), no other header.
+  printf '#include <callout/compat/%s.h>\n#include <callout/compat/%s.h>\nint main(void) { return 0; }\n' \
+    "$kpi" "$kpi" >"$tmp/alone_$kpi.c"
+  cp "$tmp/alone_$kpi.c" "$tmp/alone_$kpi.cpp"
+  for c in "${compilers_c[@]}"; do
+    "$c" -std=c11 "${compat_flags[@]}" "${cflags[@]}" -c -o /dev/null "$tmp/alone_$kpi.c" ||
+      fail "compat/$kpi.h alone does not compile as C11 with $c"
+  done
+  for c in "${compilers_cxx[@]}"; do
+    "$c" -std=c++17 "${compat_flags[@]}" "${cflags[@]}" -c -o /dev/null "$tmp/alone_$kpi.cpp" ||
+      fail "compat/$kpi.h alone does not compile as C++17 with $c"
+  done
+  # A program using it, linked with pkg-config's flags, as C11 and C++17.
+  cp "$here/compat_consumer.c" "$tmp/compat_consumer.cpp"
+  if "$cc" -std=c11 "${compat_flags[@]}" -DKPI_$KPI "${cflags[@]}" -o "$tmp/compat_${kpi}_c" \
+    "$here/compat_consumer.c" "${libs[@]}"; then
+    run_ok "compat_${kpi} (C11, pkg-config)" env LD_LIBRARY_PATH="$prefix/lib" "$tmp/compat_${kpi}_c"
+  else
+    fail "compat_consumer.c with KPI_$KPI does not build as C11 with pkg-config flags"
+  fi
+  if "$cxx" -std=c++17 "${compat_flags[@]}" -DKPI_$KPI "${cflags[@]}" -o "$tmp/compat_${kpi}_cxx" \
+    "$tmp/compat_consumer.cpp" "${libs[@]}"; then
+    run_ok "compat_${kpi} (C++17, pkg-config)" env LD_LIBRARY_PATH="$prefix/lib" "$tmp/compat_${kpi}_cxx"
+  else
+    fail "compat_consumer.c with KPI_$KPI does not build as C++17 with pkg-config flags"
+  fi
+done
+if "$cmake" -S "$here/compat_consumer" -B "$tmp/compat_consumer" "${generator[@]}" \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_BUILD_TYPE=Release >"$tmp/compat_consumer.log" 2>&1 &&
+  "$cmake" --build "$tmp/compat_consumer" >>"$tmp/compat_consumer.log" 2>&1; then
+  echo "compat headers alone as C11 and C++17 (find_package): ok"
+  for kpi in "${kpis[@]}"; do
+    for lang in c cxx; do
+      run_ok "cmake compat_${kpi}_$lang" env -u LD_LIBRARY_PATH "$tmp/compat_consumer/compat_${kpi}_$lang"
+    done
+  done
+else
+  cat "$tmp/compat_consumer.log" >&2
+  fail "(g) configuring or building the CMake compat consumer"
 fi
 
 echo

@@ -1,0 +1,21 @@
+# compare_traces.cmake -- runs each program in PROGRAMS ("|"-separated),
+# each must exit 0 and print exactly EXPECTED; so the traces are also equal
+# to each other.  A mismatch prints both texts.
+string(REPLACE "|" ";" programs "${PROGRAMS}")
+file(READ ${EXPECTED} expected)
+set(failed FALSE)
+foreach(program IN LISTS programs)
+  execute_process(COMMAND ${program} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(SEND_ERROR "${program} exited with ${rc}: ${err}")
+    set(failed TRUE)
+  elseif(NOT out STREQUAL expected)
+    message(SEND_ERROR "${program} printed:\n${out}\nexpected:\n${expected}")
+    set(failed TRUE)
+  else()
+    message(STATUS "${program}: trace as expected (${err})")
+  endif()
+endforeach()
+if(failed)
+  message(FATAL_ERROR "kernel module traces differ")
+endif()
