@@ -7,6 +7,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# Install whatever build or test dependency is missing (Debian 12; silent
+# and about 0.1 s when nothing is).
+./scripts/setup.sh -q
 build_dir="${BUILD_DIR:-build}"
 
 generator=()

@@ -155,7 +155,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   // While we wait, the softclock skips any re-arming of c instead of running
   // it again (cpu.cpp, run_expired): halt undoes such an arming anyway, and
   // this way a handler that re-arms itself every tick cannot keep us waiting.
-  ++ci->node.spare;
+  ++ci->halt_waiters;
   callout_domain *d = cpu->domain;
   bool dropped_interlock = false;
   unsigned giant_depth = 0;
@@ -175,7 +175,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
     if (stop_locked(cpu, ci, cancel_dispatch).unlinked) r.unlinked = true;
     if (!running_elsewhere(cpu, ci)) break;
   }
-  --ci->node.spare;
+  --ci->halt_waiters;
   CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, true);
   cpu->lock.unlock();
   if (giant_depth != 0) d->giant.reacquire(giant_depth);
@@ -221,7 +221,7 @@ void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_m
   ci->node.link.next = ci->node.link.prev = nullptr;
   ci->node.due = 0;
   ci->node.where = Wheel::kNowhere;
-  ci->node.spare = 0;
+  ci->halt_waiters = 0;
   ci->func = nullptr;
   ci->arg = nullptr;
   ci->mtx = mtx;

@@ -7,8 +7,8 @@
 // may not change.
 //
 // Which lock guards what (docs/DESIGN.md, "Locking"):
-//   node, func, arg, the state bits of flags: the lock of the CPU that `cpu`
-//     names (Cpu::lock), found with lock_callout().
+//   node, func, arg, halt_waiters, the state bits of flags: the lock of the
+//     CPU that `cpu` names (Cpu::lock), found with lock_callout().
 //   cpu: written only while holding the lock of the CPU it currently names
 //     (and, when it moves, the new CPU's too); read anywhere.
 //   mtx, magic, and the user bits of flags: written only by init/destroy,
@@ -48,9 +48,12 @@ enum : std::uint32_t {
 constexpr std::uint32_t kMagic = 0x11deeba1;  // NetBSD's CALLOUT_MAGIC
 
 // Field order: what reset/stop touch (node, flags, magic, cpu, func, arg)
-// comes first, in 64 bytes; mtx, read only when a mutex-associated callout
-// is dispatched, last (the benchmark profile showed the second cache line
-// of every callout being fetched for flags and magic alone).
+// comes first and, on 64-bit targets, fills exactly the first 64 bytes; mtx
+// and halt_waiters, read when the softclock dispatches a callout, by halt,
+// and by a FreeBSD-KPI reset, last (the benchmark profile showed the second
+// cache line of every
+// callout being fetched for flags and magic alone).  On 32-bit targets the
+// whole struct is 12 pointers, 48 bytes, with nothing to spare.
 struct CalloutImpl {
   WheelNode node;
   // State bits are written under the CPU lock; the predicates read them with
@@ -62,16 +65,26 @@ struct CalloutImpl {
   callout_func_t func;
   void *arg;
   pthread_mutex_t *mtx;
-
-  bool locked_by_association() const {
-    return (flags.load(std::memory_order_relaxed) & (kGiant | kMutex)) != 0;
-  }
+  // How many threads are waiting in halt (callout_halt, shutdown_sync,
+  // FreeBSD's drain) for this callout's running handler to return.  While it
+  // is not zero the softclock leaves a re-armed callout stopped instead of
+  // running it again (docs/DESIGN.md, H1), and a FreeBSD callout's resets
+  // are ignored.  Guarded, like node, by the lock of the CPU that `cpu`
+  // names.
+  std::uint32_t halt_waiters;
 };
 
-static_assert(sizeof(CalloutImpl) <= sizeof(callout_t), "callout_t is too small for the private layout");
-static_assert(offsetof(CalloutImpl, mtx) == 64, "the fields reset/stop touch fit in 64 bytes");
-static_assert(alignof(CalloutImpl) <= alignof(callout_t), "callout_t is not aligned enough for the private layout");
 static_assert(sizeof(callout_t) == 12 * sizeof(void *), "the public callout_t may never change size");
+static_assert(sizeof(CalloutImpl) <= sizeof(callout_t), "callout_t is too small for the private layout");
+static_assert(alignof(CalloutImpl) <= alignof(callout_t), "callout_t is not aligned enough for the private layout");
+// The hot fields are declared first, so the end of the last one (arg) bounds
+// them all: one 64-byte cache line on 64-bit targets, when callout_t is
+// 64-byte aligned.
+static_assert(sizeof(void *) != 8 || offsetof(CalloutImpl, arg) + sizeof(void *) <= 64,
+              "the fields reset/stop touch fit in the first 64 bytes");
+static_assert(offsetof(CalloutImpl, mtx) > offsetof(CalloutImpl, arg) &&
+                  offsetof(CalloutImpl, halt_waiters) > offsetof(CalloutImpl, arg),
+              "the fields reset/stop do not touch come after those they do");
 static_assert(std::atomic<Cpu *>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free);
 
 inline CalloutImpl *impl(callout_t *c) { return reinterpret_cast<CalloutImpl *>(c); }

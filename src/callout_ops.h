@@ -47,7 +47,7 @@ StopResult stop_locked(Cpu *cpu, CalloutImpl *c, bool cancel_dispatch = true) RE
 // while a drain waits for it (FreeBSD's rule).
 inline bool resets_ignored(const CalloutImpl *c) {
   const std::uint32_t f = c->flags.load(std::memory_order_relaxed);
-  return (f & (kShutdown | kDraining)) != 0 || ((f & kFreeBSD) != 0 && c->node.spare != 0);
+  return (f & (kShutdown | kDraining)) != 0 || ((f & kFreeBSD) != 0 && c->halt_waiters != 0);
 }
 
 // What schedule_locked() did: bits.

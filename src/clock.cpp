@@ -1,7 +1,9 @@
 // clock.cpp -- tick <-> CLOCK_MONOTONIC conversions.
 //
-// The products below can exceed 64 bits (2^40 ticks * 10^9), so they are
-// computed in 128 bits: exact for every tick a 64-bit counter can hold.
+// The products below can exceed 64 bits (2^40 ticks * 10^9), so each is
+// split into a whole part and a remainder whose product fits in 64 bits
+// (hz <= 10^6): exact for every tick a 64-bit counter can hold, with no
+// 128-bit arithmetic, which 32-bit targets do not have.
 #include "clock.h"
 
 namespace libcallout::internal {
@@ -43,15 +45,28 @@ std::uint64_t Clock::tick_at(const timespec &ts) const {
   return static_cast<std::uint64_t>(s) * hz_ + static_cast<std::uint64_t>(n) * hz_ / kNsPerSec;
 }
 
+// floor(e * hz / 1e9) for e = q * 1e9 + r (r < 1e9) is q * hz +
+// floor(r * hz / 1e9): q * hz is whole and below 2^64 / 1e9 * 1e6 < 2^64,
+// and r * hz < 1e15.
 std::uint64_t Clock::tick_at_ns(std::uint64_t ns) const {
   if (ns < origin_ns_) return 0;
-  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(ns - origin_ns_) * hz_ / kNsPerSec);
+  const std::uint64_t e = ns - origin_ns_;
+  return e / kNsPerSec * hz_ + e % kNsPerSec * hz_ / kNsPerSec;
 }
 
 std::uint64_t Clock::tick_start_ns(std::uint64_t t) const {
-  // ceil(t * 1e9 / hz): the first nanosecond that belongs to tick t.
-  const unsigned __int128 abs = (static_cast<unsigned __int128>(t) * kNsPerSec + hz_ - 1) / hz_ + origin_ns_;
-  return abs > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(abs);
+  // ceil(t * 1e9 / hz): the first nanosecond that belongs to tick t.  With
+  // t = q * hz + r (r < hz) that is q * 1e9 + ceil(r * 1e9 / hz), where
+  // r * 1e9 < 1e15; only q * 1e9 and the sums can leave 64 bits, and then
+  // the instant is past any 64-bit nanosecond count: saturate.
+  const std::uint64_t q = t / hz_;
+  const std::uint64_t r = t % hz_;
+  std::uint64_t whole, ns;
+  if (__builtin_mul_overflow(q, kNsPerSec, &whole) ||
+      __builtin_add_overflow(whole, (r * kNsPerSec + hz_ - 1) / hz_, &ns) ||
+      __builtin_add_overflow(ns, origin_ns_, &ns))
+    return UINT64_MAX;
+  return ns;
 }
 
 timespec Clock::deadline(std::uint64_t t) const {

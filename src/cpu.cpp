@@ -216,7 +216,7 @@ unsigned run_expired(Cpu *cpu) {
     CalloutImpl *c = impl(n);
     std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;
     c->flags.store(f, std::memory_order_release);
-    if (c->node.spare != 0) continue;  // a halt is waiting on c: it stays stopped (DESIGN.md, H1)
+    if (c->halt_waiters != 0) continue;  // a halt is waiting on c: it stays stopped (DESIGN.md, H1)
     const std::uint64_t due = c->node.due;
     cpu->running = c;
     cpu->running_func = c->func;

@@ -10,13 +10,30 @@
 
 namespace libcallout::internal {
 
+namespace {
+// The spin-wait hint.  x86 PAUSE and arm64 (and ARMv7) YIELD tell the CPU
+// that this is a busy-wait: it spends less power, leaves the core to an SMT
+// sibling, and on x86 does not pay a memory-order mis-speculation flush when
+// the lock is released.  Other CPUs get a compiler barrier only; the relaxed
+// atomic load is re-read on every iteration either way.
+inline void spin_hint() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+  __asm__ __volatile__("yield" ::: "memory");
+#else
+  __asm__ __volatile__("" ::: "memory");
+#endif
+}
+}  // namespace
+
 void SpinLock::lock_slow() {
   for (unsigned spins = 0;; ++spins) {
     // Test before test-and-set: spin on a shared cache line, write only when
     // the lock looks free.
     while (locked_.load(std::memory_order_relaxed)) {
       if (spins < 128) {
-        __builtin_ia32_pause();
+        spin_hint();
         ++spins;
       } else {
         sched_yield();  // the holder may be preempted; let it run

@@ -80,14 +80,28 @@ struct Link {
   Link *prev;
 };
 
-// What a callout embeds to live in a wheel.  32 bytes, standard layout (a
-// Link* on a wheel list converts back to its WheelNode*).
+// A due tick.  On 32-bit targets it is only 4-aligned: there, an 8-aligned
+// uint64_t (armhf's ABI) would make WheelNode 8-aligned and pad it to 24
+// bytes, and a callout, which embeds one, would neither fit in 12 pointers
+// nor be aligned like the public callout_t (an array of pointers).  A
+// 4-aligned 64-bit load is still one LDRD on ARMv7 and two moves on i386.
+// 64-bit targets keep the natural type: the hot path is unchanged there.
+#if UINTPTR_MAX == UINT32_MAX
+typedef std::uint64_t DueTick __attribute__((aligned(4)));
+#else
+using DueTick = std::uint64_t;
+#endif
+
+// What a callout embeds to live in a wheel.  Standard layout (a Link* on a
+// wheel list converts back to its WheelNode*), pointer-aligned: 28 bytes of
+// fields, padded to 32 on 64-bit targets, 20 bytes on 32-bit ones.
 struct WheelNode {
   Link link;
-  std::uint64_t due;    // the tick at which the node is due
+  DueTick due;          // the tick at which the node is due
   std::uint32_t where;  // bucket index, kExpired, or kNowhere
-  std::uint32_t spare;  // free for the owner's use (the callout keeps flags here)
 };
+static_assert(alignof(WheelNode) == alignof(void *), "a WheelNode needs only pointer alignment");
+static_assert(sizeof(WheelNode) == (sizeof(void *) == 8 ? 32 : 20));
 
 // The wheel for digits of DigitBits bits (6: 11 levels of 64 buckets; 8: 8
 // levels of 256).  The engine uses one geometry, `Wheel` below; the tests

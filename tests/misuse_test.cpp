@@ -126,6 +126,9 @@ callout_t *fixed_address_callout(int slot) {
     // TSan aborts on mappings outside its application ranges; this one is
     // in its low "main binary / MAP_32BIT" range.
     const uintptr_t candidates[] = {0x004a5a000000u};
+#elif UINTPTR_MAX == UINT32_MAX
+    // 32-bit targets: below the usual i386/armhf heap and library ranges.
+    const uintptr_t candidates[] = {0x3a5a0000u, 0x4a5a0000u, 0x2a5a0000u};
 #else
     const uintptr_t candidates[] = {0x3a5a00000000u, 0x004a5a000000u, 0x6a5a00000000u};
 #endif

@@ -135,7 +135,47 @@ namespace libcallout {
 class timer;
 
 namespace detail {
+// count * num * hz / den, rounded up or down, exactly; ULLONG_MAX when the
+// quotient does not fit in 64 bits.  In 128 bits, count * num * hz cannot
+// overflow for any std::chrono duration (count < 2^63, num < 2^25 up to
+// years, hz < 2^32).
+#if defined(__SIZEOF_INT128__)
 __extension__ typedef unsigned __int128 u128;  // GCC and Clang, 64-bit targets
+inline unsigned long long scale(unsigned long long count, unsigned long long num, unsigned hz,
+                                unsigned long long den, bool round_up) noexcept {
+  const u128 n = static_cast<u128>(count) * num * hz;
+  const u128 t = (n + (round_up ? den - 1 : 0)) / den;
+  return t > ULLONG_MAX ? ULLONG_MAX : static_cast<unsigned long long>(t);
+}
+#else
+// 32-bit targets have no 128-bit integer: the product is formed from 32-bit
+// halves and divided one bit at a time.  num * hz must fit in 64 bits (it
+// does for every std::chrono period: num < 2^25); a larger one saturates.
+inline unsigned long long scale(unsigned long long count, unsigned long long num, unsigned hz,
+                                unsigned long long den, bool round_up) noexcept {
+  unsigned long long m;
+  if (__builtin_mul_overflow(num, static_cast<unsigned long long>(hz), &m)) return ULLONG_MAX;
+  const unsigned long long mask = 0xffffffffULL;
+  const unsigned long long a0 = count & mask, a1 = count >> 32, b0 = m & mask, b1 = m >> 32;
+  const unsigned long long p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const unsigned long long mid = (p00 >> 32) + (p01 & mask) + (p10 & mask);
+  const unsigned long long lo = (p00 & mask) | (mid << 32);
+  const unsigned long long hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+  if (hi >= den) return ULLONG_MAX;  // the quotient needs more than 64 bits
+  unsigned long long q = 0, r = hi;  // r < den throughout
+  for (int i = 63; i >= 0; --i) {
+    const bool carry = (r >> 63) != 0;  // 2r + bit >= 2^64 > den
+    r = (r << 1) | ((lo >> i) & 1);
+    q <<= 1;
+    if (carry || r >= den) {
+      r -= den;
+      q |= 1;
+    }
+  }
+  if (round_up && r != 0) return q == ULLONG_MAX ? ULLONG_MAX : q + 1;
+  return q;
+}
+#endif
 }  // namespace detail
 
 // ============================================================================
@@ -161,13 +201,9 @@ int to_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) {
     if (d.count() <= 0) {
       whole = 0;
     } else {
-      // In 128 bits, count * num * hz cannot overflow for any std::chrono
-      // duration (count < 2^63, num < 2^25 up to years, hz <= 10^6 < 2^20).
-      using u128 = detail::u128;
-      const u128 n = static_cast<u128>(static_cast<unsigned long long>(d.count())) *
-                     static_cast<u128>(Period::num) * static_cast<u128>(hz);
-      const u128 t = (n + static_cast<u128>(Period::den) - 1) / static_cast<u128>(Period::den);
-      if (t > static_cast<u128>(kMax)) throw std::out_of_range("libcallout: timer duration out of range");
+      const unsigned long long t = detail::scale(static_cast<unsigned long long>(d.count()), Period::num, hz,
+                                                 Period::den, true);
+      if (t > static_cast<unsigned long long>(kMax)) throw std::out_of_range("libcallout: timer duration out of range");
       whole = static_cast<long long>(t);
     }
   }
@@ -186,10 +222,9 @@ int to_slack_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) noexcept {
     return t >= static_cast<long double>(INT_MAX) ? INT_MAX : static_cast<int>(t);
   } else {
     if (d.count() <= 0) return 0;
-    using u128 = detail::u128;
-    const u128 t = static_cast<u128>(static_cast<unsigned long long>(d.count())) * static_cast<u128>(Period::num) *
-                   static_cast<u128>(hz) / static_cast<u128>(Period::den);
-    return t >= static_cast<u128>(INT_MAX) ? INT_MAX : static_cast<int>(t);
+    const unsigned long long t =
+        detail::scale(static_cast<unsigned long long>(d.count()), Period::num, hz, Period::den, false);
+    return t >= static_cast<unsigned long long>(INT_MAX) ? INT_MAX : static_cast<int>(t);
   }
 }
 

@@ -2,7 +2,8 @@
 # run.sh SOURCE_DIR BUILD_DIR -- the install_package test (see CMakeLists.txt).
 #
 # Installs BUILD_DIR into a scratch prefix, then:
-#   (a) builds consumer.c with `pkg-config --cflags --libs callout`, runs it;
+#   (a) builds consumer.c with `pkg-config --cflags --libs callout`, runs it,
+#       and consumer.cpp (C++17, callout.hpp) the same way;
 #   (b) links it statically with `pkg-config --static` (libcallout.a only,
 #       then fully static with cc -static), runs it without LD_LIBRARY_PATH
 #       and checks it does not need libcallout.so;
@@ -87,6 +88,14 @@ if "$cc" -std=c11 -Wall -Wextra -Werror "${cflags[@]}" -o "$tmp/consumer_shared"
   run_ok consumer_shared env LD_LIBRARY_PATH="$prefix/lib" "$tmp/consumer_shared"
 else
   fail "(a) compiling consumer.c with pkg-config flags"
+fi
+
+step "(a) pkg-config, shared, from C++17 through callout.hpp"
+if "$cxx" -std=c++17 -Wall -Wextra -Werror "${cflags[@]}" -o "$tmp/consumer_cpp" \
+  "$here/consumer.cpp" "${libs[@]}"; then
+  run_ok consumer_cpp env LD_LIBRARY_PATH="$prefix/lib" "$tmp/consumer_cpp"
+else
+  fail "(a) compiling consumer.cpp with pkg-config flags"
 fi
 
 step "(b) pkg-config --static"

@@ -9,7 +9,7 @@
  *
  * Modelled: dispatch (run_expired: pop, running, dispatching, cancelled,
  * the associated mutex), the handler run and its re-arm of c, the halt
- * waiters' skip (node.spare), finish_dispatch/notify_done and the futex
+ * waiters' skip (halt_waiters), finish_dispatch/notify_done and the futex
  * generation (Event done), lock_callout's re-check loop, stop_locked,
  * schedule_locked with migration to the calling softclock's CPU (try_lock of
  * the new CPU), halt_common with and without the interlock (the re-stop
@@ -60,7 +60,7 @@ inline munlock() { assert(m_owner == _pid + 1); m_owner = 0 }
 byte home;       /* c->cpu */
 bit pending;     /* kPending: in home's wheel */
 bit fired;       /* kFired */
-byte spare;      /* node.spare: threads waiting in halt */
+byte spare;      /* c->halt_waiters: threads waiting in halt */
 
 /* ---- the CPUs (cpu.h struct Cpu) ---------------------------------------- */
 bit running[NCPU];       /* cpu->running == c */
