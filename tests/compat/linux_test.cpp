@@ -21,12 +21,7 @@
 
 namespace {
 
-using compat::Async;
-using compat::Counter;
-using compat::Domain;
-using compat::halts_waited;
-using compat::Latch;
-using compat::poll_until;
+using namespace compat;  // the helpers of compat_util.h
 
 static_assert(HZ == 1000, "the tests assume jiffies are the domains' 1000 Hz ticks");
 
@@ -137,13 +132,12 @@ TEST(LinuxTimer, DeleteSyncWaitsForTheRunningHandler) {
 
   EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
   ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
   std::atomic<int> rc{99}, finished_at_return{-1};
-  Async deleter([&] {
+  BlockingCall deleter(d, [&] {
     rc.store(timer_delete_sync(&conn.retransmit));
     finished_at_return.store(st.finished.get());
   });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || deleter.done(); }) && !deleter.done();
+  const bool blocked = deleter.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked) << "timer_delete_sync returned while the handler ran";
   deleter.join();
@@ -165,10 +159,9 @@ TEST(LinuxTimer, DeleteSyncRemovesTheHandlersReArmAndReturnsOne) {
 
   EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
   ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
   std::atomic<int> rc{99};
-  Async deleter([&] { rc.store(del_timer_sync(&conn.retransmit)); });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || deleter.done(); }) && !deleter.done();
+  BlockingCall deleter(d, [&] { rc.store(del_timer_sync(&conn.retransmit)); });
+  const bool blocked = deleter.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked);
   deleter.join();
@@ -228,10 +221,9 @@ TEST(LinuxTimer, ShutdownSyncWaitsAndIgnoresTheHandlersReArm) {
 
   EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
   ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
   std::atomic<int> rc{99};
-  Async stopper([&] { rc.store(timer_shutdown_sync(&conn.retransmit)); });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || stopper.done(); }) && !stopper.done();
+  BlockingCall stopper(d, [&] { rc.store(timer_shutdown_sync(&conn.retransmit)); });
+  const bool blocked = stopper.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked);
   stopper.join();

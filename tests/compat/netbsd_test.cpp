@@ -14,11 +14,7 @@
 
 namespace {
 
-using compat::Async;
-using compat::Counter;
-using compat::Domain;
-using compat::Latch;
-using compat::poll_until;
+using namespace compat;  // the helpers of compat_util.h
 
 struct Probe {
   callout_t *c = nullptr;
