@@ -153,6 +153,24 @@ struct Running {
   Drainer &drain() { return drainer.emplace(d, &c, &p); }
 };
 
+// The starting point of the rows where a dispatch waits for the callout's
+// mutex: c is associated with m, and start() returns holding m once the
+// softclock has taken c for dispatch (PENDING clears then).
+struct Dispatching {
+  Domain d{1, CALLOUT_CLOCK_MONOTONIC};
+  Mutex m;
+  struct callout c;
+  Probe p{&c, d};
+
+  Dispatching() { callout_init_mtx_on(&c, m.get(), 0, d); }
+  // Call it under ASSERT_NO_FATAL_FAILURE.
+  void start() {
+    pthread_mutex_lock(m.get());
+    EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
+    ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
+  }
+};
+
 // ---- row 1: pending, not running -> 1 --------------------------------------
 
 TEST(FreeBsdStopTable, PendingNotRunningIsOneForStopDrainAndAsyncDrain) {
@@ -217,73 +235,51 @@ TEST(FreeBsdStopTable, IdleIsMinusOneForStopDrainAndAsyncDrain) {
 // dispatch now waits for the mutex, and a stop made holding it cancels the
 // dispatch (1); the handler never runs.
 TEST(FreeBsdStopTable, StopHoldingTheMutexCancelsTheWaitingDispatch) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
-
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  // PENDING clears when the softclock takes c for dispatch.
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_stop(&c), 1);
-  EXPECT_FALSE(callout_active(&c));
-  pthread_mutex_unlock(m.get());
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_stop(&r.c), 1);
+  EXPECT_FALSE(callout_active(&r.c));
+  pthread_mutex_unlock(r.m.get());
 
   // Wait for the dispatch to end without stopping c again (a drain would
   // cancel a dispatch the stop had left alone).
-  ASSERT_EQ(callout_domain_drain(d), 0);
-  EXPECT_EQ(p.runs.get(), 0);
-  EXPECT_EQ(callout_drain(&c), -1);
+  ASSERT_EQ(callout_domain_drain(r.d), 0);
+  EXPECT_EQ(r.p.runs.get(), 0);
+  EXPECT_EQ(callout_drain(&r.c), -1);
 }
 
 // An async drain in the same state does not cancel: 0, the handler runs
 // once the mutex is free, then the drain function, with the callout's arg.
 TEST(FreeBsdStopTable, AsyncDrainHoldingTheMutexLetsTheHandlerRunThenCallsTheDrainFunction) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_async_drain(&r.c, drain_fn), 0);
+  EXPECT_EQ(r.p.drained.get(), 0);  // the dispatch still waits for m
+  EXPECT_EQ(r.p.runs.get(), 0);
+  pthread_mutex_unlock(r.m.get());
 
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_async_drain(&c, drain_fn), 0);
-  EXPECT_EQ(p.drained.get(), 0);  // the dispatch still waits for m
-  EXPECT_EQ(p.runs.get(), 0);
-  pthread_mutex_unlock(m.get());
-
-  ASSERT_TRUE(p.drained.wait_for(1));
-  EXPECT_EQ(p.runs.get(), 1);
-  EXPECT_EQ(p.finished_at_drain.load(), 1);  // after the handler returned
-  EXPECT_EQ(p.drain_arg.load(), static_cast<void *>(&p));
-  ASSERT_EQ(callout_domain_drain(d), 0);
-  EXPECT_EQ(p.drained.get(), 1);  // once
-  EXPECT_EQ(callout_stop(&c), -1);
+  ASSERT_TRUE(r.p.drained.wait_for(1));
+  EXPECT_EQ(r.p.runs.get(), 1);
+  EXPECT_EQ(r.p.finished_at_drain.load(), 1);  // after the handler returned
+  EXPECT_EQ(r.p.drain_arg.load(), static_cast<void *>(&r.p));
+  ASSERT_EQ(callout_domain_drain(r.d), 0);
+  EXPECT_EQ(r.p.drained.get(), 1);  // once
+  EXPECT_EQ(callout_stop(&r.c), -1);
 }
 
 // A reset in the same state also cancels the waiting dispatch and says so
 // (1): the handler runs once, for the new arming, not for the old one.
 TEST(FreeBsdReset, ResetHoldingTheMutexCancelsTheWaitingDispatchAndReturnsOne) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
-
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_reset(&c, 1000000, probe_fn, &p), 1);
-  EXPECT_TRUE(callout_pending(&c));
-  pthread_mutex_unlock(m.get());
-  ASSERT_EQ(callout_domain_drain(d), 0);  // the old dispatch is over
-  EXPECT_EQ(p.runs.get(), 0);
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_stop(&c), 1);  // the new arming
-  pthread_mutex_unlock(m.get());
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_reset(&r.c, 1000000, probe_fn, &r.p), 1);
+  EXPECT_TRUE(callout_pending(&r.c));
+  pthread_mutex_unlock(r.m.get());
+  ASSERT_EQ(callout_domain_drain(r.d), 0);  // the old dispatch is over
+  EXPECT_EQ(r.p.runs.get(), 0);
+  pthread_mutex_lock(r.m.get());
+  EXPECT_EQ(callout_stop(&r.c), 1);  // the new arming
+  pthread_mutex_unlock(r.m.get());
 }
 
 // CALLOUT_RETURNUNLOCKED: the handler runs holding the mutex and releases it.
