@@ -160,35 +160,24 @@ class Async {
   std::thread t_;
 };
 
-// Aborts the process with a message unless destroyed within kWatchdog: a
-// deadlocked test fails by name instead of hanging until ctest's timeout.
-class Watchdog {
+// Runs f on a thread that should go to sleep in the library (a drain, a
+// sync delete) until the test lets a handler finish.  The halts_waited
+// count is read before the thread starts, so wait_until_blocked() is true
+// once f sleeps, and false if f returned first or the watchdog ran out.
+class BlockingCall {
  public:
-  explicit Watchdog(const char *what)
-      : what_(what), t_([this] {
-          std::unique_lock<std::mutex> lk(m_);
-          if (!cv_.wait_for(lk, kWatchdog * 2, [this] { return done_; })) {
-            std::fprintf(stderr, "WATCHDOG: %s did not finish (deadlock?)\n", what_);
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    t_.join();
+  BlockingCall(callout_domain_t *d, std::function<void()> f)
+      : d_(d), before_(halts_waited(d)), a_(std::move(f)) {}
+  bool wait_until_blocked() {
+    return poll_until([this] { return halts_waited(d_) > before_ || a_.done(); }) && !a_.done();
   }
-  Watchdog(const Watchdog &) = delete;
-  Watchdog &operator=(const Watchdog &) = delete;
+  bool done() const { return a_.done(); }
+  void join() { a_.join(); }
 
  private:
-  const char *what_;
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread t_;
+  callout_domain_t *d_;
+  std::uint64_t before_;
+  Async a_;  // last: starts after before_ is read
 };
 
 }  // namespace compat

@@ -18,6 +18,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <callout/compat/freebsd.h>
@@ -25,12 +26,7 @@
 
 namespace {
 
-using compat::Async;
-using compat::Counter;
-using compat::Domain;
-using compat::halts_waited;
-using compat::Latch;
-using compat::poll_until;
+using namespace compat;  // the helpers of compat_util.h
 
 // What a handler saw and did.  The callout's arg points at it.
 struct Probe {
@@ -112,29 +108,68 @@ class Holder {
 class Drainer {
  public:
   Drainer(callout_domain_t *d, struct callout *c, Probe *p)
-      : d_(d), before_(halts_waited(d)), a_([this, c, p] {
+      : call_(d, [this, c, p] {
           rc_.store(callout_drain(c));
           finished_at_return_.store(p->finished.get());
         }) {}
-  bool wait_until_blocked() {
-    return poll_until([this] { return halts_waited(d_) > before_ || a_.done(); }) && !a_.done();
-  }
-  bool done() const { return a_.done(); }
+  bool wait_until_blocked() { return call_.wait_until_blocked(); }
+  bool done() const { return call_.done(); }
   int join() {
-    a_.join();
+    call_.join();
     return rc_.load();
   }
   int finished_at_return() const { return finished_at_return_.load(); }
 
  private:
-  callout_domain_t *d_;
-  std::uint64_t before_;
   std::atomic<int> rc_{99};
   std::atomic<int> finished_at_return_{-1};
-  Async a_;
+  BlockingCall call_;  // last: its thread writes the members above
 };
 
 constexpr sbintime_t kTick1000 = SBT_1S / 1000;  // one tick at 1000 Hz
+
+// The starting point of the rows where the handler is executing: c on a
+// one-CPU monotonic domain, its handler blocked on p.release once start()
+// returns.  Members are torn down in reverse: a drain thread is joined
+// before the probe it reads goes, and the domain is checked last.
+struct Running {
+  Domain d{1, CALLOUT_CLOCK_MONOTONIC};
+  struct callout c;
+  Probe p{&c, d};
+  std::optional<Drainer> drainer;
+
+  explicit Running(std::function<void(Probe *)> body = {}) {
+    p.block = true;
+    p.body = std::move(body);
+    callout_init_on(&c, 1, d);
+  }
+  // Arms c for the next tick and waits for its handler to enter.  Call it
+  // under ASSERT_NO_FATAL_FAILURE: a handler that never runs ends the test.
+  void start() {
+    EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
+    ASSERT_TRUE(p.runs.wait_for(1));
+  }
+  // Starts callout_drain(&c) on another thread.
+  Drainer &drain() { return drainer.emplace(d, &c, &p); }
+};
+
+// The starting point of the rows where a dispatch waits for the callout's
+// mutex: c is associated with m, and start() returns holding m once the
+// softclock has taken c for dispatch (PENDING clears then).
+struct Dispatching {
+  Domain d{1, CALLOUT_CLOCK_MONOTONIC};
+  Mutex m;
+  struct callout c;
+  Probe p{&c, d};
+
+  Dispatching() { callout_init_mtx_on(&c, m.get(), 0, d); }
+  // Call it under ASSERT_NO_FATAL_FAILURE.
+  void start() {
+    pthread_mutex_lock(m.get());
+    EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
+    ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
+  }
+};
 
 // ---- row 1: pending, not running -> 1 --------------------------------------
 
@@ -200,73 +235,51 @@ TEST(FreeBsdStopTable, IdleIsMinusOneForStopDrainAndAsyncDrain) {
 // dispatch now waits for the mutex, and a stop made holding it cancels the
 // dispatch (1); the handler never runs.
 TEST(FreeBsdStopTable, StopHoldingTheMutexCancelsTheWaitingDispatch) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
-
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  // PENDING clears when the softclock takes c for dispatch.
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_stop(&c), 1);
-  EXPECT_FALSE(callout_active(&c));
-  pthread_mutex_unlock(m.get());
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_stop(&r.c), 1);
+  EXPECT_FALSE(callout_active(&r.c));
+  pthread_mutex_unlock(r.m.get());
 
   // Wait for the dispatch to end without stopping c again (a drain would
   // cancel a dispatch the stop had left alone).
-  ASSERT_EQ(callout_domain_drain(d), 0);
-  EXPECT_EQ(p.runs.get(), 0);
-  EXPECT_EQ(callout_drain(&c), -1);
+  ASSERT_EQ(callout_domain_drain(r.d), 0);
+  EXPECT_EQ(r.p.runs.get(), 0);
+  EXPECT_EQ(callout_drain(&r.c), -1);
 }
 
 // An async drain in the same state does not cancel: 0, the handler runs
 // once the mutex is free, then the drain function, with the callout's arg.
 TEST(FreeBsdStopTable, AsyncDrainHoldingTheMutexLetsTheHandlerRunThenCallsTheDrainFunction) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_async_drain(&r.c, drain_fn), 0);
+  EXPECT_EQ(r.p.drained.get(), 0);  // the dispatch still waits for m
+  EXPECT_EQ(r.p.runs.get(), 0);
+  pthread_mutex_unlock(r.m.get());
 
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_async_drain(&c, drain_fn), 0);
-  EXPECT_EQ(p.drained.get(), 0);  // the dispatch still waits for m
-  EXPECT_EQ(p.runs.get(), 0);
-  pthread_mutex_unlock(m.get());
-
-  ASSERT_TRUE(p.drained.wait_for(1));
-  EXPECT_EQ(p.runs.get(), 1);
-  EXPECT_EQ(p.finished_at_drain.load(), 1);  // after the handler returned
-  EXPECT_EQ(p.drain_arg.load(), static_cast<void *>(&p));
-  ASSERT_EQ(callout_domain_drain(d), 0);
-  EXPECT_EQ(p.drained.get(), 1);  // once
-  EXPECT_EQ(callout_stop(&c), -1);
+  ASSERT_TRUE(r.p.drained.wait_for(1));
+  EXPECT_EQ(r.p.runs.get(), 1);
+  EXPECT_EQ(r.p.finished_at_drain.load(), 1);  // after the handler returned
+  EXPECT_EQ(r.p.drain_arg.load(), static_cast<void *>(&r.p));
+  ASSERT_EQ(callout_domain_drain(r.d), 0);
+  EXPECT_EQ(r.p.drained.get(), 1);  // once
+  EXPECT_EQ(callout_stop(&r.c), -1);
 }
 
 // A reset in the same state also cancels the waiting dispatch and says so
 // (1): the handler runs once, for the new arming, not for the old one.
 TEST(FreeBsdReset, ResetHoldingTheMutexCancelsTheWaitingDispatchAndReturnsOne) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  Mutex m;
-  struct callout c;
-  Probe p(&c, d);
-  callout_init_mtx_on(&c, m.get(), 0, d);
-
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(poll_until([&] { return !callout_pending(&c); }));
-  EXPECT_EQ(callout_reset(&c, 1000000, probe_fn, &p), 1);
-  EXPECT_TRUE(callout_pending(&c));
-  pthread_mutex_unlock(m.get());
-  ASSERT_EQ(callout_domain_drain(d), 0);  // the old dispatch is over
-  EXPECT_EQ(p.runs.get(), 0);
-  pthread_mutex_lock(m.get());
-  EXPECT_EQ(callout_stop(&c), 1);  // the new arming
-  pthread_mutex_unlock(m.get());
+  Dispatching r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_reset(&r.c, 1000000, probe_fn, &r.p), 1);
+  EXPECT_TRUE(callout_pending(&r.c));
+  pthread_mutex_unlock(r.m.get());
+  ASSERT_EQ(callout_domain_drain(r.d), 0);  // the old dispatch is over
+  EXPECT_EQ(r.p.runs.get(), 0);
+  pthread_mutex_lock(r.m.get());
+  EXPECT_EQ(callout_stop(&r.c), 1);  // the new arming
+  pthread_mutex_unlock(r.m.get());
 }
 
 // CALLOUT_RETURNUNLOCKED: the handler runs holding the mutex and releases it.
@@ -315,109 +328,77 @@ TEST(FreeBsdStopTable, DrainWaitsForADispatchBlockedOnAThirdThreadsMutexThenMinu
 // stop -> 0, and a re-arm made meanwhile (by another thread, or by the
 // handler itself) is taken out: still 0.
 TEST(FreeBsdStopTable, StopWhileRunningIsZeroAndRemovesAReArm) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  EXPECT_EQ(callout_stop(&c), 0);                    // running, nothing pending
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);  // re-armed by this thread
-  EXPECT_TRUE(callout_pending(&c));
-  EXPECT_EQ(callout_stop(&c), 0);  // still running: 0, and the re-arm is gone
-  EXPECT_FALSE(callout_pending(&c));
-  EXPECT_FALSE(callout_active(&c));
-  p.release.open();
-  ASSERT_TRUE(p.finished.wait_for(1));
-  EXPECT_EQ(callout_drain(&c), -1);  // 1 here would mean the re-arm survived
-  EXPECT_EQ(p.runs.get(), 1);
+  Running r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_stop(&r.c), 0);                    // running, nothing pending
+  EXPECT_EQ(callout_reset(&r.c, 1, probe_fn, &r.p), 0);  // re-armed by this thread
+  EXPECT_TRUE(callout_pending(&r.c));
+  EXPECT_EQ(callout_stop(&r.c), 0);  // still running: 0, and the re-arm is gone
+  EXPECT_FALSE(callout_pending(&r.c));
+  EXPECT_FALSE(callout_active(&r.c));
+  r.p.release.open();
+  ASSERT_TRUE(r.p.finished.wait_for(1));
+  EXPECT_EQ(callout_drain(&r.c), -1);  // 1 here would mean the re-arm survived
+  EXPECT_EQ(r.p.runs.get(), 1);
 }
 
 TEST(FreeBsdStopTable, StopWhileRunningRemovesTheHandlersOwnReArm) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  p.body = [](Probe *q) { EXPECT_EQ(callout_reset(q->c, 1, probe_fn, q), 0); };
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  EXPECT_TRUE(callout_pending(&c));
-  EXPECT_EQ(callout_stop(&c), 0);
-  EXPECT_FALSE(callout_pending(&c));
-  p.release.open();
-  ASSERT_TRUE(p.finished.wait_for(1));
-  EXPECT_EQ(callout_drain(&c), -1);
-  EXPECT_EQ(p.runs.get(), 1);
+  Running r([](Probe *q) { EXPECT_EQ(callout_reset(q->c, 1, probe_fn, q), 0); });
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_TRUE(callout_pending(&r.c));
+  EXPECT_EQ(callout_stop(&r.c), 0);
+  EXPECT_FALSE(callout_pending(&r.c));
+  r.p.release.open();
+  ASSERT_TRUE(r.p.finished.wait_for(1));
+  EXPECT_EQ(callout_drain(&r.c), -1);
+  EXPECT_EQ(r.p.runs.get(), 1);
 }
 
 // drain sleeps until the handler returns (it must not return before the
 // test releases it), then -1.
 TEST(FreeBsdStopTable, DrainWhileRunningWaitsThenMinusOne) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  Drainer drainer(d, &c, &p);
+  Running r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  Drainer &drainer = r.drain();
   const bool blocked = drainer.wait_until_blocked();
-  p.release.open();
+  r.p.release.open();
   EXPECT_TRUE(blocked) << "drain returned while the handler was still running";
   EXPECT_EQ(drainer.join(), -1);
   EXPECT_EQ(drainer.finished_at_return(), 1);
-  EXPECT_FALSE(callout_active(&c));
+  EXPECT_FALSE(callout_active(&r.c));
 }
 
 // The handler re-armed itself before the drain: drain waits, takes the
 // re-arm out and returns 1.
 TEST(FreeBsdStopTable, DrainWhileRunningWithAReArmWaitsThenOne) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  p.body = [](Probe *q) { EXPECT_EQ(callout_reset(q->c, 1, probe_fn, q), 0); };
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  ASSERT_TRUE(callout_pending(&c));
-  Drainer drainer(d, &c, &p);
+  Running r([](Probe *q) { EXPECT_EQ(callout_reset(q->c, 1, probe_fn, q), 0); });
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  ASSERT_TRUE(callout_pending(&r.c));
+  Drainer &drainer = r.drain();
   const bool blocked = drainer.wait_until_blocked();
-  p.release.open();
+  r.p.release.open();
   EXPECT_TRUE(blocked) << "drain returned while the handler was still running";
   EXPECT_EQ(drainer.join(), 1);
   EXPECT_EQ(drainer.finished_at_return(), 1);
-  EXPECT_FALSE(callout_pending(&c));
-  EXPECT_EQ(callout_stop(&c), -1);
-  EXPECT_EQ(p.runs.get(), 1);
+  EXPECT_FALSE(callout_pending(&r.c));
+  EXPECT_EQ(callout_stop(&r.c), -1);
+  EXPECT_EQ(r.p.runs.get(), 1);
 }
 
 // async drain: 0 at once; the function runs once, after the handler returns.
 TEST(FreeBsdStopTable, AsyncDrainWhileRunningIsZeroAndCallsTheFunctionOnceAfterTheHandler) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  EXPECT_EQ(callout_async_drain(&c, drain_fn), 0);
-  EXPECT_FALSE(callout_active(&c));
-  EXPECT_EQ(p.drained.get(), 0);  // the handler is still blocked
-  p.release.open();
-  ASSERT_TRUE(p.drained.wait_for(1));
-  EXPECT_EQ(p.finished_at_drain.load(), 1);
-  EXPECT_EQ(p.drain_arg.load(), static_cast<void *>(&p));
-  ASSERT_EQ(callout_domain_drain(d), 0);
-  EXPECT_EQ(p.drained.get(), 1);
-  EXPECT_EQ(callout_stop(&c), -1);
+  Running r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_async_drain(&r.c, drain_fn), 0);
+  EXPECT_FALSE(callout_active(&r.c));
+  EXPECT_EQ(r.p.drained.get(), 0);  // the handler is still blocked
+  r.p.release.open();
+  ASSERT_TRUE(r.p.drained.wait_for(1));
+  EXPECT_EQ(r.p.finished_at_drain.load(), 1);
+  EXPECT_EQ(r.p.drain_arg.load(), static_cast<void *>(&r.p));
+  ASSERT_EQ(callout_domain_drain(r.d), 0);
+  EXPECT_EQ(r.p.drained.get(), 1);
+  EXPECT_EQ(callout_stop(&r.c), -1);
 }
 
 // ---- giant-locked callouts (callout_init(c, 0)) ----------------------------
@@ -536,54 +517,42 @@ TEST(FreeBsdReset, ReturnsOneOnlyWhenItReplacesAPendingArming) {
 // While a drain sleeps on c, resets of c are ignored: 0, not pending, ACTIVE
 // clear -- and drain, finding nothing to take out, returns -1.
 TEST(FreeBsdReset, IgnoredWhileADrainWaits) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  callout_init_on(&c, 1, d);
-
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  Drainer drainer(d, &c, &p);
+  Running r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  Drainer &drainer = r.drain();
   const bool blocked = drainer.wait_until_blocked();
   EXPECT_TRUE(blocked);
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  EXPECT_EQ(callout_schedule(&c, 1), 0);
-  EXPECT_EQ(callout_reset_sbt(&c, kTick1000, 0, probe_fn, &p, 0), 0);
-  EXPECT_FALSE(callout_pending(&c));
-  EXPECT_FALSE(callout_active(&c));
-  p.release.open();
+  EXPECT_EQ(callout_reset(&r.c, 1, probe_fn, &r.p), 0);
+  EXPECT_EQ(callout_schedule(&r.c, 1), 0);
+  EXPECT_EQ(callout_reset_sbt(&r.c, kTick1000, 0, probe_fn, &r.p, 0), 0);
+  EXPECT_FALSE(callout_pending(&r.c));
+  EXPECT_FALSE(callout_active(&r.c));
+  r.p.release.open();
   EXPECT_EQ(drainer.join(), -1);
-  EXPECT_EQ(callout_stop(&c), -1);
-  EXPECT_EQ(p.runs.get(), 1);
+  EXPECT_EQ(callout_stop(&r.c), -1);
+  EXPECT_EQ(r.p.runs.get(), 1);
 }
 
 // The same while an async drain is outstanding; once the drain function
 // has run, resets work again.
 TEST(FreeBsdReset, IgnoredWhileAnAsyncDrainIsOutstanding) {
-  Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  struct callout c;
-  Probe p(&c, d);
-  p.block = true;
-  callout_init_on(&c, 1, d);
+  Running r;
+  ASSERT_NO_FATAL_FAILURE(r.start());
+  EXPECT_EQ(callout_async_drain(&r.c, drain_fn), 0);
+  EXPECT_EQ(callout_reset(&r.c, 1, probe_fn, &r.p), 0);
+  EXPECT_EQ(callout_schedule(&r.c, 1), 0);
+  EXPECT_FALSE(callout_pending(&r.c));
+  EXPECT_FALSE(callout_active(&r.c));
+  r.p.release.open();
+  ASSERT_TRUE(r.p.drained.wait_for(1));
+  EXPECT_EQ(callout_stop(&r.c), -1);  // the ignored resets left nothing behind
 
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  ASSERT_TRUE(p.runs.wait_for(1));
-  EXPECT_EQ(callout_async_drain(&c, drain_fn), 0);
-  EXPECT_EQ(callout_reset(&c, 1, probe_fn, &p), 0);
-  EXPECT_EQ(callout_schedule(&c, 1), 0);
-  EXPECT_FALSE(callout_pending(&c));
-  EXPECT_FALSE(callout_active(&c));
-  p.release.open();
-  ASSERT_TRUE(p.drained.wait_for(1));
-  EXPECT_EQ(callout_stop(&c), -1);  // the ignored resets left nothing behind
-
-  p.block = false;
-  EXPECT_EQ(callout_reset(&c, 1000, probe_fn, &p), 0);
-  EXPECT_TRUE(callout_pending(&c));
-  EXPECT_TRUE(callout_active(&c));
-  EXPECT_EQ(callout_stop(&c), 1);
-  EXPECT_EQ(p.runs.get(), 1);
+  r.p.block = false;
+  EXPECT_EQ(callout_reset(&r.c, 1000, probe_fn, &r.p), 0);
+  EXPECT_TRUE(callout_pending(&r.c));
+  EXPECT_TRUE(callout_active(&r.c));
+  EXPECT_EQ(callout_stop(&r.c), 1);
+  EXPECT_EQ(r.p.runs.get(), 1);
 }
 
 TEST(FreeBsdReset, ResetOnMovesTheCalloutToAnotherCpu) {

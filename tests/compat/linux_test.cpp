@@ -21,12 +21,7 @@
 
 namespace {
 
-using compat::Async;
-using compat::Counter;
-using compat::Domain;
-using compat::halts_waited;
-using compat::Latch;
-using compat::poll_until;
+using namespace compat;  // the helpers of compat_util.h
 
 static_assert(HZ == 1000, "the tests assume jiffies are the domains' 1000 Hz ticks");
 
@@ -41,6 +36,8 @@ struct State {
   std::atomic<void *> container{nullptr};
   std::atomic<unsigned long> jiffies_seen{0};
   std::atomic<std::uint64_t> ticks_seen{0};
+
+  explicit State(callout_domain_t *d_, bool block_ = false) : d(d_), block(block_) {}
 };
 
 // A kernel-style object with an embedded timer, not at offset 0.
@@ -67,10 +64,16 @@ void conn_timer(struct timer_list *t) {
 // jiffies of domain d, from a thread that is not one of its handlers.
 unsigned long now_of(callout_domain_t *d) { return static_cast<unsigned long>(callout_domain_ticks(d)); }
 
+// Arms conn's timer for the next jiffy and waits for its handler to enter
+// (and block, if conn->st->block).  Call it under ASSERT_NO_FATAL_FAILURE.
+void start_blocked(Conn *conn, callout_domain_t *d) {
+  EXPECT_EQ(mod_timer(&conn->retransmit, now_of(d) + 1), 0);
+  ASSERT_TRUE(conn->st->runs.wait_for(1));
+}
+
 TEST(LinuxTimer, DeleteReturnsWhetherItWasPending) {
   Domain d(1, CALLOUT_CLOCK_MANUAL);
-  State st;
-  st.d = d;
+  State st(d);
   Conn conn{1, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
 
@@ -97,8 +100,7 @@ TEST(LinuxTimer, DeleteReturnsWhetherItWasPending) {
 
 TEST(LinuxTimer, ModTimerReturnsWhetherItWasPending) {
   Domain d(1, CALLOUT_CLOCK_MANUAL);
-  State st;
-  st.d = d;
+  State st(d);
   Conn conn{2, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
   const unsigned long base = now_of(d);
@@ -129,21 +131,17 @@ TEST(LinuxTimer, ModTimerReturnsWhetherItWasPending) {
 // the test releases it) and, with nothing pending, returns 0.
 TEST(LinuxTimer, DeleteSyncWaitsForTheRunningHandler) {
   Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  State st;
-  st.d = d;
-  st.block = true;
+  State st(d, true);
   Conn conn{3, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
 
-  EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
-  ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
+  ASSERT_NO_FATAL_FAILURE(start_blocked(&conn, d));
   std::atomic<int> rc{99}, finished_at_return{-1};
-  Async deleter([&] {
+  BlockingCall deleter(d, [&] {
     rc.store(timer_delete_sync(&conn.retransmit));
     finished_at_return.store(st.finished.get());
   });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || deleter.done(); }) && !deleter.done();
+  const bool blocked = deleter.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked) << "timer_delete_sync returned while the handler ran";
   deleter.join();
@@ -155,20 +153,16 @@ TEST(LinuxTimer, DeleteSyncWaitsForTheRunningHandler) {
 // taken out and the call returns 1.
 TEST(LinuxTimer, DeleteSyncRemovesTheHandlersReArmAndReturnsOne) {
   Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  State st;
-  st.d = d;
-  st.block = true;
+  State st(d, true);
   std::atomic<int> rearm_rc{99};
   st.after = [&](struct timer_list *t) { rearm_rc.store(mod_timer(t, jiffies + 1000)); };
   Conn conn{4, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
 
-  EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
-  ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
+  ASSERT_NO_FATAL_FAILURE(start_blocked(&conn, d));
   std::atomic<int> rc{99};
-  Async deleter([&] { rc.store(del_timer_sync(&conn.retransmit)); });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || deleter.done(); }) && !deleter.done();
+  BlockingCall deleter(d, [&] { rc.store(del_timer_sync(&conn.retransmit)); });
+  const bool blocked = deleter.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked);
   deleter.join();
@@ -180,8 +174,7 @@ TEST(LinuxTimer, DeleteSyncRemovesTheHandlersReArmAndReturnsOne) {
 
 TEST(LinuxTimer, ShutdownMakesLaterArmsNoOpsUntilTimerSetup) {
   Domain d(1, CALLOUT_CLOCK_MANUAL);
-  State st;
-  st.d = d;
+  State st(d);
   Conn conn{5, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
 
@@ -214,9 +207,7 @@ TEST(LinuxTimer, ShutdownMakesLaterArmsNoOpsUntilTimerSetup) {
 // re-arm (made while it waits) is ignored.
 TEST(LinuxTimer, ShutdownSyncWaitsAndIgnoresTheHandlersReArm) {
   Domain d(1, CALLOUT_CLOCK_MONOTONIC);
-  State st;
-  st.d = d;
-  st.block = true;
+  State st(d, true);
   std::atomic<int> rearm_rc{99};
   std::atomic<int> pending_after_rearm{-1};
   st.after = [&](struct timer_list *t) {
@@ -226,12 +217,10 @@ TEST(LinuxTimer, ShutdownSyncWaitsAndIgnoresTheHandlersReArm) {
   Conn conn{6, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
 
-  EXPECT_EQ(mod_timer(&conn.retransmit, now_of(d) + 1), 0);
-  ASSERT_TRUE(st.runs.wait_for(1));
-  const std::uint64_t w0 = halts_waited(d);
+  ASSERT_NO_FATAL_FAILURE(start_blocked(&conn, d));
   std::atomic<int> rc{99};
-  Async stopper([&] { rc.store(timer_shutdown_sync(&conn.retransmit)); });
-  const bool blocked = poll_until([&] { return halts_waited(d) > w0 || stopper.done(); }) && !stopper.done();
+  BlockingCall stopper(d, [&] { rc.store(timer_shutdown_sync(&conn.retransmit)); });
+  const bool blocked = stopper.wait_until_blocked();
   st.release.open();
   EXPECT_TRUE(blocked);
   stopper.join();
@@ -245,8 +234,7 @@ TEST(LinuxTimer, ShutdownSyncWaitsAndIgnoresTheHandlersReArm) {
 
 TEST(LinuxTimer, FromTimerRecoversTheContainer) {
   Domain d(1, CALLOUT_CLOCK_VIRTUAL);
-  State a_st, b_st;
-  a_st.d = b_st.d = d;
+  State a_st(d), b_st(d);
   Conn a{7, {}, &a_st}, b{8, {}, &b_st};
   timer_setup_on(&a.retransmit, conn_timer, 0, d);
   timer_setup_on(&b.retransmit, conn_timer, 0, d);
@@ -281,8 +269,7 @@ TEST(LinuxTimer, JiffiesHelpers) {
 
   // jiffies in a handler: its domain's ticks (HZ == the domain's hz).
   Domain d(1, CALLOUT_CLOCK_VIRTUAL);
-  State st;
-  st.d = d;
+  State st(d);
   Conn conn{9, {}, &st};
   timer_setup_on(&conn.retransmit, conn_timer, 0, d);
   ASSERT_EQ(d.advance(777), 0);

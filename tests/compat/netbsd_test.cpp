@@ -14,11 +14,7 @@
 
 namespace {
 
-using compat::Async;
-using compat::Counter;
-using compat::Domain;
-using compat::Latch;
-using compat::poll_until;
+using namespace compat;  // the helpers of compat_util.h
 
 struct Probe {
   callout_t *c = nullptr;
@@ -47,6 +43,19 @@ void probe_fn(void *arg) {
   }
   p->finished.add();  // last
 }
+
+// A CALLOUT_MPSAFE callout on a private domain, and the probe its handler
+// fills (torn down before the domain, which is checked last).
+struct MpsafeCallout {
+  Domain d;
+  callout_t c;
+  Probe p{&c, d};
+
+  MpsafeCallout(unsigned ncpu, callout_clock clk, unsigned ticks_per_s = 1000)
+      : d(ncpu, clk, ticks_per_s) {
+    callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  }
+};
 
 // callout_halt(c, interlock): the interlock (a kmutex_t passed as void *, as
 // NetBSD does) is released while halt waits for the running handler and
@@ -96,62 +105,53 @@ TEST(NetBsdCallout, HaltWaitsAndDropsTheInterlock) {
 }
 
 TEST(NetBsdCallout, StopReturnsExpired) {
-  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
-  callout_t c;
-  Probe p(&c, d);
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  callout_reset(&c, 5, probe_fn, &p);
-  EXPECT_FALSE(callout_stop(&c));  // pending, not fired
-  EXPECT_FALSE(callout_pending(&c));
-  callout_reset(&c, 1, probe_fn, &p);
-  ASSERT_EQ(d.advance(1), 0);
-  ASSERT_EQ(p.runs.get(), 1);
-  EXPECT_TRUE(callout_expired(&c));
-  EXPECT_TRUE(callout_stop(&c));  // it had fired
-  EXPECT_FALSE(callout_expired(&c));
-  EXPECT_FALSE(callout_stop(&c));
-  callout_destroy(&c);
+  MpsafeCallout m(1, CALLOUT_CLOCK_VIRTUAL);
+  callout_reset(&m.c, 5, probe_fn, &m.p);
+  EXPECT_FALSE(callout_stop(&m.c));  // pending, not fired
+  EXPECT_FALSE(callout_pending(&m.c));
+  callout_reset(&m.c, 1, probe_fn, &m.p);
+  ASSERT_EQ(m.d.advance(1), 0);
+  ASSERT_EQ(m.p.runs.get(), 1);
+  EXPECT_TRUE(callout_expired(&m.c));
+  EXPECT_TRUE(callout_stop(&m.c));  // it had fired
+  EXPECT_FALSE(callout_expired(&m.c));
+  EXPECT_FALSE(callout_stop(&m.c));
+  callout_destroy(&m.c);
 }
 
 TEST(NetBsdCallout, InvokingUntilAck) {
-  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
-  callout_t c;
-  Probe p(&c, d);
-  p.body = [](Probe *q) {
+  MpsafeCallout m(1, CALLOUT_CLOCK_VIRTUAL);
+  m.p.body = [](Probe *q) {
     q->invoking_before.store(callout_invoking(q->c));
     callout_ack(q->c);
     q->invoking_after.store(callout_invoking(q->c));
   };
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  EXPECT_FALSE(callout_invoking(&c));
-  callout_reset(&c, 2, probe_fn, &p);
-  ASSERT_EQ(d.advance(2), 0);
-  ASSERT_EQ(p.runs.get(), 1);
-  EXPECT_EQ(p.invoking_before.load(), 1);
-  EXPECT_EQ(p.invoking_after.load(), 0);
-  callout_destroy(&c);
+  EXPECT_FALSE(callout_invoking(&m.c));
+  callout_reset(&m.c, 2, probe_fn, &m.p);
+  ASSERT_EQ(m.d.advance(2), 0);
+  ASSERT_EQ(m.p.runs.get(), 1);
+  EXPECT_EQ(m.p.invoking_before.load(), 1);
+  EXPECT_EQ(m.p.invoking_after.load(), 0);
+  callout_destroy(&m.c);
 }
 
 TEST(NetBsdCallout, BindToCpuLookupOneRunsOnCpuOne) {
-  Domain d(2, CALLOUT_CLOCK_MANUAL);
-  callout_t c;
-  Probe p(&c, d);
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  callout_bind(&c, cpu_lookup(1));
-  callout_reset(&c, 1, probe_fn, &p);
-  ASSERT_EQ(d.advance(1), 0);
-  ASSERT_EQ(p.runs.get(), 1);
-  EXPECT_EQ(p.cpu.load(), 1);
-  EXPECT_EQ(p.cpu_info_index.load(), 1);  // curcpu() in the handler
-  callout_bind(&c, cpu_lookup(0));
-  callout_reset(&c, 1, probe_fn, &p);
-  ASSERT_EQ(d.advance(1), 0);
-  ASSERT_EQ(p.runs.get(), 2);
-  EXPECT_EQ(p.cpu.load(), 0);
-  EXPECT_EQ(p.cpu_info_index.load(), 0);
+  MpsafeCallout m(2, CALLOUT_CLOCK_MANUAL);
+  callout_bind(&m.c, cpu_lookup(1));
+  callout_reset(&m.c, 1, probe_fn, &m.p);
+  ASSERT_EQ(m.d.advance(1), 0);
+  ASSERT_EQ(m.p.runs.get(), 1);
+  EXPECT_EQ(m.p.cpu.load(), 1);
+  EXPECT_EQ(m.p.cpu_info_index.load(), 1);  // curcpu() in the handler
+  callout_bind(&m.c, cpu_lookup(0));
+  callout_reset(&m.c, 1, probe_fn, &m.p);
+  ASSERT_EQ(m.d.advance(1), 0);
+  ASSERT_EQ(m.p.runs.get(), 2);
+  EXPECT_EQ(m.p.cpu.load(), 0);
+  EXPECT_EQ(m.p.cpu_info_index.load(), 0);
   EXPECT_EQ(cpu_index(curcpu()), 0u);  // not a softclock: CPU 0
-  callout_halt(&c, nullptr);
-  callout_destroy(&c);
+  callout_halt(&m.c, nullptr);
+  callout_destroy(&m.c);
 }
 
 // KERNEL_LOCK is the giant a callout without CALLOUT_MPSAFE runs under (on
@@ -199,19 +199,16 @@ TEST(NetBsdCallout, KernelLockIsTheGiantOfNonMpsafeHandlers) {
 }
 
 TEST(NetBsdCallout, GetticksAndHzAreTheDomainsValues) {
-  Domain d(1, CALLOUT_CLOCK_VIRTUAL, 100);
-  callout_t c;
-  Probe p(&c, d);
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  ASSERT_EQ(d.advance(40), 0);
-  callout_reset(&c, 0, probe_fn, &p);  // 0 ticks: the next tick, as NetBSD
-  ASSERT_EQ(d.advance(1), 0);
-  ASSERT_EQ(p.runs.get(), 1);
-  EXPECT_EQ(p.ticks_seen.load(), 41);
-  EXPECT_EQ(p.hz_seen.load(), 100);
-  callout_schedule(&c, 3);
-  ASSERT_EQ(d.advance(3), 0);
-  EXPECT_EQ(p.ticks_seen.load(), 44);
+  MpsafeCallout m(1, CALLOUT_CLOCK_VIRTUAL, 100);
+  ASSERT_EQ(m.d.advance(40), 0);
+  callout_reset(&m.c, 0, probe_fn, &m.p);  // 0 ticks: the next tick, as NetBSD
+  ASSERT_EQ(m.d.advance(1), 0);
+  ASSERT_EQ(m.p.runs.get(), 1);
+  EXPECT_EQ(m.p.ticks_seen.load(), 41);
+  EXPECT_EQ(m.p.hz_seen.load(), 100);
+  callout_schedule(&m.c, 3);
+  ASSERT_EQ(m.d.advance(3), 0);
+  EXPECT_EQ(m.p.ticks_seen.load(), 44);
   // Outside a handler: the default domain's.
   EXPECT_EQ(hz, static_cast<int>(callout_domain_hz(callout_domain_default())));
   const auto before = static_cast<int>(callout_domain_ticks(callout_domain_default()));
@@ -219,7 +216,7 @@ TEST(NetBsdCallout, GetticksAndHzAreTheDomainsValues) {
   const auto after = static_cast<int>(callout_domain_ticks(callout_domain_default()));
   EXPECT_LE(before, now);
   EXPECT_LE(now, after);
-  callout_destroy(&c);
+  callout_destroy(&m.c);
 }
 
 void nop_fn(void *) {}

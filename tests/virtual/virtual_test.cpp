@@ -575,13 +575,18 @@ callout_domain_t *make_domain(callout_clock clk) {
 
 void nothing(void *) {}
 
+// A CALLOUT_NODESTROY callout on d, pending `ticks` ticks from now.
+void arm_nodestroy(callout_t *c, callout_domain_t *d, int ticks) {
+  callout_init_domain(c, CALLOUT_MPSAFE | CALLOUT_NODESTROY, d);
+  callout_reset(c, ticks, nothing, nullptr);
+}
+
 TEST(NoDestroy, DrainedAndFreedCalloutsDoNotKeepTheDomain) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MONOTONIC);
   std::vector<callout_t *> cs;
   for (int i = 0; i < 8; ++i) {
     auto *c = new callout_t;
-    callout_init_domain(c, CALLOUT_MPSAFE | CALLOUT_NODESTROY, d);
-    callout_reset(c, 1 + i, nothing, nullptr);
+    arm_nodestroy(c, d, 1 + i);
     cs.push_back(c);
   }
   EXPECT_EQ(callout_domain_destroy(d), EBUSY) << "pending no-destroy callouts";
@@ -596,8 +601,7 @@ TEST(NoDestroy, DrainedAndFreedCalloutsDoNotKeepTheDomain) {
 TEST(NoDestroy, OnePendingKeepsTheDomainUntilStopped) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL);
   callout_t c;
-  callout_init_domain(&c, CALLOUT_MPSAFE | CALLOUT_NODESTROY, d);
-  callout_reset(&c, 10, nothing, nullptr);
+  arm_nodestroy(&c, d, 10);
   EXPECT_EQ(callout_domain_destroy(d), EBUSY);
   EXPECT_TRUE(callout_pending(&c)) << "EBUSY changed nothing";
   ASSERT_EQ(callout_domain_advance(d, 10), 0);  // fired: no longer pending
@@ -607,8 +611,7 @@ TEST(NoDestroy, OnePendingKeepsTheDomainUntilStopped) {
 TEST(NoDestroy, DestroyIsStillAllowed) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL);
   callout_t c;
-  callout_init_domain(&c, CALLOUT_MPSAFE | CALLOUT_NODESTROY, d);
-  callout_reset(&c, 10, nothing, nullptr);
+  arm_nodestroy(&c, d, 10);
   callout_stop(&c);
   callout_destroy(&c);
   EXPECT_EQ(callout_domain_destroy(d), 0);
