@@ -49,8 +49,8 @@ using libcallout::internal::Wheel;
 using libcallout::internal::WheelNode;
 
 constexpr std::uint64_t kSeed = 42;
-constexpr int kNear = 1000;        // "near" due ticks: 1..kNear
-constexpr int kFarLo = 100'000;    // "far" due ticks: kFarLo..kFarHi
+constexpr int kNear = 1000;      // "near" due ticks: 1..kNear
+constexpr int kFarLo = 100'000;  // "far" due ticks: kFarLo..kFarHi
 constexpr int kFarHi = 200'000;
 
 std::uint64_t g_fired = 0;  // handlers bump it (api: only the softclock thread)
@@ -59,13 +59,13 @@ void on_fire(void *) { g_fired = g_fired + 1; }
 // The random material of one N, shared by every layer.
 struct Material {
   std::size_t n = 0;
-  std::vector<std::uint32_t> perm;   // a random order of 0..n-1
-  std::vector<std::uint32_t> near;   // per callout, 1..kNear
-  std::vector<std::uint32_t> far;    // per callout, kFarLo..kFarHi
-  std::vector<std::uint32_t> rand_idx;  // n random callout indices
+  std::vector<std::uint32_t> perm;        // a random order of 0..n-1
+  std::vector<std::uint32_t> near;        // per callout, 1..kNear
+  std::vector<std::uint32_t> far;         // per callout, kFarLo..kFarHi
+  std::vector<std::uint32_t> rand_idx;    // n random callout indices
   std::vector<std::uint32_t> rand_ticks;  // n random 1000..10000
-  std::vector<std::uint32_t> w3;     // per callout, 1..100
-  std::vector<std::uint32_t> arm;    // per callout, 1..10000
+  std::vector<std::uint32_t> w3;          // per callout, 1..100
+  std::vector<std::uint32_t> arm;         // per callout, 1..10000
 };
 
 Material &material(std::size_t n) {
@@ -175,10 +175,11 @@ void api_reset(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n, [&] { w.stop_all(); },
-         [&] {
-           for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.arm[i]), on_fire, nullptr);
-         });
+  passes(
+      state, n, [&] { w.stop_all(); },
+      [&] {
+        for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.arm[i]), on_fire, nullptr);
+      });
   w.stop_all();
 }
 
@@ -186,24 +187,26 @@ void api_stop(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n, [&] { w.arm_all(m.arm); },
-         [&] {
-           for (std::uint32_t i : m.perm) callout_stop(&w.c[i]);
-         });
+  passes(
+      state, n, [&] { w.arm_all(m.arm); },
+      [&] {
+        for (std::uint32_t i : m.perm) callout_stop(&w.c[i]);
+      });
 }
 
 void api_reset_later(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n,
-         [&] {
-           w.stop_all();
-           w.arm_all(m.near);
-         },
-         [&] {
-           for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.far[i]), on_fire, nullptr);
-         });
+  passes(
+      state, n,
+      [&] {
+        w.stop_all();
+        w.arm_all(m.near);
+      },
+      [&] {
+        for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.far[i]), on_fire, nullptr);
+      });
   w.stop_all();
 }
 
@@ -211,14 +214,15 @@ void api_reset_earlier(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n,
-         [&] {
-           w.stop_all();
-           w.arm_all(m.far);
-         },
-         [&] {
-           for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.near[i]), on_fire, nullptr);
-         });
+  passes(
+      state, n,
+      [&] {
+        w.stop_all();
+        w.arm_all(m.far);
+      },
+      [&] {
+        for (std::uint32_t i : m.perm) callout_reset(&w.c[i], static_cast<int>(m.near[i]), on_fire, nullptr);
+      });
   w.stop_all();
 }
 
@@ -227,11 +231,12 @@ void api_rearm_random(benchmark::State &state) {
   Material &m = material(n);
   ApiWorld &w = api_world(n);
   w.arm_all(m.rand_ticks);
-  passes(state, n, [] {},
-         [&] {
-           for (std::size_t k = 0; k < n; ++k)
-             callout_reset(&w.c[m.rand_idx[k]], static_cast<int>(m.rand_ticks[k]), on_fire, nullptr);
-         });
+  passes(
+      state, n, [] {},
+      [&] {
+        for (std::size_t k = 0; k < n; ++k)
+          callout_reset(&w.c[m.rand_idx[k]], static_cast<int>(m.rand_ticks[k]), on_fire, nullptr);
+      });
   w.stop_all();
 }
 
@@ -239,17 +244,19 @@ void api_fire(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n, [&] { w.arm_all(m.w3); }, [&] { callout_domain_advance(w.d, 100); });
+  passes(
+      state, n, [&] { w.arm_all(m.w3); }, [&] { callout_domain_advance(w.d, 100); });
 }
 
 void api_halt_idle(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   ApiWorld &w = api_world(n);
-  passes(state, n, [&] { w.arm_all(m.arm); },
-         [&] {
-           for (std::uint32_t i : m.perm) callout_halt(&w.c[i], nullptr);
-         });
+  passes(
+      state, n, [&] { w.arm_all(m.arm); },
+      [&] {
+        for (std::uint32_t i : m.perm) callout_halt(&w.c[i], nullptr);
+      });
 }
 
 void api_pending(benchmark::State &state) {
@@ -258,10 +265,11 @@ void api_pending(benchmark::State &state) {
   ApiWorld &w = api_world(n);
   w.arm_all(m.arm);
   std::size_t count = 0;
-  passes(state, n, [] {},
-         [&] {
-           for (std::uint32_t i : m.perm) count += callout_pending(&w.c[i]);
-         });
+  passes(
+      state, n, [] {},
+      [&] {
+        for (std::uint32_t i : m.perm) count += callout_pending(&w.c[i]);
+      });
   benchmark::DoNotOptimize(count);
   w.stop_all();
 }
@@ -278,10 +286,11 @@ void api_ticks(benchmark::State &state, enum callout_clock clock) {
     if (callout_domain_create(&cfg, &dom) != 0) std::abort();
   }
   std::uint64_t sum = 0;
-  passes(state, n, [] {},
-         [&] {
-           for (std::size_t k = 0; k < n; ++k) sum += callout_domain_ticks(dom);
-         });
+  passes(
+      state, n, [] {},
+      [&] {
+        for (std::size_t k = 0; k < n; ++k) sum += callout_domain_ticks(dom);
+      });
   benchmark::DoNotOptimize(sum);
 }
 void api_ticks_manual(benchmark::State &state) { api_ticks(state, CALLOUT_CLOCK_MANUAL); }
@@ -305,13 +314,14 @@ void wheel_reset(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
-  passes(state, n, [&] { w.clear(); },
-         [&] {
-           for (std::uint32_t i : m.perm) {
-             Guard<kLocked> g(w.lock);
-             w.w->insert(&w.node[i], w.w->now() + m.arm[i]);
-           }
-         });
+  passes(
+      state, n, [&] { w.clear(); },
+      [&] {
+        for (std::uint32_t i : m.perm) {
+          Guard<kLocked> g(w.lock);
+          w.w->insert(&w.node[i], w.w->now() + m.arm[i]);
+        }
+      });
   w.clear();
 }
 
@@ -320,17 +330,18 @@ void wheel_stop(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
-  passes(state, n,
-         [&] {
-           w.clear();
-           for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.arm[i]);
-         },
-         [&] {
-           for (std::uint32_t i : m.perm) {
-             Guard<kLocked> g(w.lock);
-             w.w->remove(&w.node[i]);
-           }
-         });
+  passes(
+      state, n,
+      [&] {
+        w.clear();
+        for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.arm[i]);
+      },
+      [&] {
+        for (std::uint32_t i : m.perm) {
+          Guard<kLocked> g(w.lock);
+          w.w->remove(&w.node[i]);
+        }
+      });
 }
 
 template <bool kLocked>
@@ -338,17 +349,18 @@ void wheel_reset_later(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
-  passes(state, n,
-         [&] {
-           w.clear();
-           for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.near[i]);
-         },
-         [&] {
-           for (std::uint32_t i : m.perm) {
-             Guard<kLocked> g(w.lock);
-             w.w->reschedule(&w.node[i], w.w->now() + m.far[i]);
-           }
-         });
+  passes(
+      state, n,
+      [&] {
+        w.clear();
+        for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.near[i]);
+      },
+      [&] {
+        for (std::uint32_t i : m.perm) {
+          Guard<kLocked> g(w.lock);
+          w.w->reschedule(&w.node[i], w.w->now() + m.far[i]);
+        }
+      });
   w.clear();
 }
 
@@ -357,17 +369,18 @@ void wheel_reset_earlier(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
-  passes(state, n,
-         [&] {
-           w.clear();
-           for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.far[i]);
-         },
-         [&] {
-           for (std::uint32_t i : m.perm) {
-             Guard<kLocked> g(w.lock);
-             w.w->reschedule(&w.node[i], w.w->now() + m.near[i]);
-           }
-         });
+  passes(
+      state, n,
+      [&] {
+        w.clear();
+        for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.far[i]);
+      },
+      [&] {
+        for (std::uint32_t i : m.perm) {
+          Guard<kLocked> g(w.lock);
+          w.w->reschedule(&w.node[i], w.w->now() + m.near[i]);
+        }
+      });
   w.clear();
 }
 
@@ -377,13 +390,14 @@ void wheel_rearm_random(benchmark::State &state) {
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
   for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.rand_ticks[i]);
-  passes(state, n, [] {},
-         [&] {
-           for (std::size_t k = 0; k < n; ++k) {
-             Guard<kLocked> g(w.lock);
-             w.w->reschedule(&w.node[m.rand_idx[k]], w.w->now() + m.rand_ticks[k]);
-           }
-         });
+  passes(
+      state, n, [] {},
+      [&] {
+        for (std::size_t k = 0; k < n; ++k) {
+          Guard<kLocked> g(w.lock);
+          w.w->reschedule(&w.node[m.rand_idx[k]], w.w->now() + m.rand_ticks[k]);
+        }
+      });
   w.clear();
 }
 
@@ -396,33 +410,34 @@ void wheel_fire(benchmark::State &state) {
   Material &m = material(n);
   WheelWorld &w = wheel_world(n);
   void (*volatile fn)(void *) = on_fire;
-  passes(state, n,
-         [&] {
-           for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.w3[i]);
-         },
-         [&] {
-           const std::uint64_t target = w.w->now() + 100;
-           for (;;) {
-             std::uint64_t next;
-             {
-               Guard<kLocked> g(w.lock);
-               next = w.w->next_due();
-               if (next > target) break;
-               w.w->advance(next);
-             }
-             for (;;) {
-               WheelNode *node;
-               {
-                 Guard<kLocked> g(w.lock);
-                 node = w.w->pop_expired();
-               }
-               if (node == nullptr) break;
-               fn(node);
-             }
-           }
-           Guard<kLocked> g(w.lock);
-           w.w->advance(target);
-         });
+  passes(
+      state, n,
+      [&] {
+        for (std::size_t i = 0; i < n; ++i) w.w->insert(&w.node[i], w.w->now() + m.w3[i]);
+      },
+      [&] {
+        const std::uint64_t target = w.w->now() + 100;
+        for (;;) {
+          std::uint64_t next;
+          {
+            Guard<kLocked> g(w.lock);
+            next = w.w->next_due();
+            if (next > target) break;
+            w.w->advance(next);
+          }
+          for (;;) {
+            WheelNode *node;
+            {
+              Guard<kLocked> g(w.lock);
+              node = w.w->pop_expired();
+            }
+            if (node == nullptr) break;
+            fn(node);
+          }
+        }
+        Guard<kLocked> g(w.lock);
+        w.w->advance(target);
+      });
 }
 
 void register_all(const std::vector<std::int64_t> &sizes) {

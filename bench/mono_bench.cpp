@@ -51,8 +51,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -245,8 +245,8 @@ int cmd_scaling() {
       "\"one_thread_ops_cpu_s\":%.0f,\"two_threads_ops_cpu_s\":%.0f,\"mix_ops_cpu_s\":%.0f,"
       "\"two_over_one_cpu\":%.3f,\"mix_over_one_cpu\":%.3f,"
       "\"empty_cpu_reset_stop_ns\":%.1f,\"busy_cpu_reset_stop_ns\":%.1f}\n",
-      static_cast<unsigned long long>(ops), reps, loadavg().c_str(), m1w, m2w, mmw, m2w / m1w, mmw / m1w, m1c, m2c,
-      mmc, m2c / m1c, mmc / m1c, empty_ns, busy_ns);
+      static_cast<unsigned long long>(ops), reps, loadavg().c_str(), m1w, m2w, mmw, m2w / m1w, mmw / m1w, m1c,
+      m2c, mmc, m2c / m1c, mmc / m1c, empty_ns, busy_ns);
   return 0;
 }
 
@@ -393,26 +393,31 @@ int cmd_lateness() {
       ++missing;
       continue;
     }
-    late.push_back(static_cast<double>(slot[i].ran_ns) - (origin + static_cast<double>(due[i]) * ns_per_tick));
+    late.push_back(static_cast<double>(slot[i].ran_ns) -
+                   (origin + static_cast<double>(due[i]) * ns_per_tick));
   }
   if (auto it = g_opt.find("dump"); it != g_opt.end()) {
     // --dump FILE: one line per callout: due tick, lateness in ns, CPU.
     std::ofstream f(it->second);
     for (std::uint64_t i = 0; i < count; ++i)
       f << due[i] << ' '
-        << (slot[i].ran_ns ? static_cast<double>(slot[i].ran_ns) - (origin + static_cast<double>(due[i]) * ns_per_tick)
-                           : -1.0)
+        << (slot[i].ran_ns
+                ? static_cast<double>(slot[i].ran_ns) - (origin + static_cast<double>(due[i]) * ns_per_tick)
+                : -1.0)
         << '\n';
   }
   const Quantiles q = quantiles(late);
   std::printf(
-      "{\"count\":%llu,\"seconds\":%llu,\"hz\":%u,\"ncpu\":%u,\"nice\":%d,\"fifo\":%d,\"reniced\":%d,\"missing\":%llu,"
+      "{\"count\":%llu,\"seconds\":%llu,\"hz\":%u,\"ncpu\":%u,\"nice\":%d,\"fifo\":%d,\"reniced\":%d,"
+      "\"missing\":%llu,"
       "\"loadavg_before\":\"%s\","
-      "\"loadavg_after\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,\"min_us\":%.2f,"
+      "\"loadavg_after\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,\"min_us\":%"
+      ".2f,"
       "\"softclock_wakeups\":%llu,\"runqueue_wait_us_per_wakeup\":%.2f,\"cpu_pressure_share\":%.3f}\n",
-      static_cast<unsigned long long>(count), static_cast<unsigned long long>(seconds), hz, callout_domain_ncpu(d),
-      nice, fifo, reniced, static_cast<unsigned long long>(missing), load0.c_str(), loadavg().c_str(), q.p50 / 1e3, q.p99 / 1e3,
-      q.p999 / 1e3, q.max / 1e3, q.min / 1e3, static_cast<unsigned long long>(wakeups),
+      static_cast<unsigned long long>(count), static_cast<unsigned long long>(seconds), hz,
+      callout_domain_ncpu(d), nice, fifo, reniced, static_cast<unsigned long long>(missing), load0.c_str(),
+      loadavg().c_str(), q.p50 / 1e3, q.p99 / 1e3, q.p999 / 1e3, q.max / 1e3, q.min / 1e3,
+      static_cast<unsigned long long>(wakeups),
       wakeups ? static_cast<double>(rq_wait_ns) / 1e3 / static_cast<double>(wakeups) : 0.0, psi_share);
   return 0;
 }
@@ -635,17 +640,19 @@ void oracle(std::vector<float> *late) {
   while (!g_stop.load(std::memory_order_relaxed) && late->size() < late->capacity()) {
     const std::uint64_t tick = callout_domain_ticks(g_d) + rng.range(1, 8);
     const auto deadline = static_cast<std::uint64_t>(g_origin + static_cast<double>(tick) * g_ns_per_tick);
-    const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u), static_cast<long>(deadline % 1'000'000'000u)};
+    const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u),
+                      static_cast<long>(deadline % 1'000'000'000u)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
-    late->push_back(static_cast<float>(static_cast<double>(bench::mono_ns()) - static_cast<double>(deadline)));
+    late->push_back(
+        static_cast<float>(static_cast<double>(bench::mono_ns()) - static_cast<double>(deadline)));
   }
 }
 
 std::string q_json(const Quantiles &q) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "{\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f}", q.p50 / 1e3,
-                q.p99 / 1e3, q.p999 / 1e3, q.max / 1e3);
+  std::snprintf(buf, sizeof buf, "{\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f}",
+                q.p50 / 1e3, q.p99 / 1e3, q.p999 / 1e3, q.max / 1e3);
   return buf;
 }
 
@@ -681,8 +688,7 @@ int cmd_load() {
   }
   std::vector<WorkerOut> wout(g_ncpu);
   std::vector<std::thread> workers;
-  for (unsigned w = 0; w < g_ncpu; ++w)
-    workers.emplace_back(worker, w, g_ncpu, rate / g_ncpu, &wout[w]);
+  for (unsigned w = 0; w < g_ncpu; ++w) workers.emplace_back(worker, w, g_ncpu, rate / g_ncpu, &wout[w]);
   // Warm-up: the initial keepalives (armed at 1.25-3.75 s) fire and the
   // pending set reaches its steady state before anything is recorded.
   bench::sleep_ns(static_cast<std::uint64_t>(warmup) * 1'000'000'000ull);
@@ -721,18 +727,21 @@ int cmd_load() {
   }
   const double wall = static_cast<double>(w1 - w0) * 1e-9;
   std::printf(
-      "{\"connections\":%u,\"keep_ms\":%.0f,\"seconds\":%.1f,\"rate\":%.0f,\"hz\":%u,\"ncpu\":%u,\"loadavg_before\":\"%s\","
+      "{\"connections\":%u,\"keep_ms\":%.0f,\"seconds\":%.1f,\"rate\":%.0f,\"hz\":%u,\"ncpu\":%u,\"loadavg_"
+      "before\":\"%s\","
       "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
       "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
       "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
       "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f}}\n",
       nconn, kKeepIdleMs, seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
       static_cast<unsigned long long>(mid.pending), static_cast<double>(s1.fired - s0.fired) / wall,
-      static_cast<double>(s1.scheduled + s1.rescheduled + s1.stopped - s0.scheduled - s0.rescheduled - s0.stopped) /
+      static_cast<double>(s1.scheduled + s1.rescheduled + s1.stopped - s0.scheduled - s0.rescheduled -
+                          s0.stopped) /
           wall,
       static_cast<double>(tot.events) / wall, late.size(), static_cast<unsigned long long>(dropped),
-      static_cast<unsigned long long>(early), static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0),
-      q_json(ql).c_str(), q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
+      static_cast<unsigned long long>(early),
+      static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0), q_json(ql).c_str(),
+      q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
       ql.max / qo.max);
   // The connections' callouts still pend: halt and destroy them before their
   // storage goes away.
@@ -807,13 +816,14 @@ std::string window_run(std::uint64_t count, std::uint64_t seconds, unsigned slac
   callout_domain_destroy(d);
   const Quantiles q = quantiles(past);
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "{\"slack_pct\":%u,\"wakeups\":%llu,\"fired\":%llu,\"handler_start_ticks\":%zu,\"early\":%llu,"
-                "\"missing\":%llu,\"started_past_window\":%llu,\"past_window_max_us\":%.2f}",
-                slack_pct, static_cast<unsigned long long>(s1.wakeups - s0.wakeups),
-                static_cast<unsigned long long>(s1.fired - s0.fired), ticks.size(),
-                static_cast<unsigned long long>(early), static_cast<unsigned long long>(missing),
-                static_cast<unsigned long long>(past_window), q.max / 1e3);
+  std::snprintf(
+      buf, sizeof buf,
+      "{\"slack_pct\":%u,\"wakeups\":%llu,\"fired\":%llu,\"handler_start_ticks\":%zu,\"early\":%llu,"
+      "\"missing\":%llu,\"started_past_window\":%llu,\"past_window_max_us\":%.2f}",
+      slack_pct, static_cast<unsigned long long>(s1.wakeups - s0.wakeups),
+      static_cast<unsigned long long>(s1.fired - s0.fired), ticks.size(),
+      static_cast<unsigned long long>(early), static_cast<unsigned long long>(missing),
+      static_cast<unsigned long long>(past_window), q.max / 1e3);
   return buf;
 }
 
@@ -824,10 +834,11 @@ int cmd_window() {
   const std::string load0 = loadavg();
   const std::string exact = window_run(count, seconds, 0);
   const std::string windowed = window_run(count, seconds, pct);
-  std::printf("{\"count\":%llu,\"seconds\":%llu,\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\",\"exact\":%s,"
-              "\"window\":%s}\n",
-              static_cast<unsigned long long>(count), static_cast<unsigned long long>(seconds), load0.c_str(),
-              loadavg().c_str(), exact.c_str(), windowed.c_str());
+  std::printf(
+      "{\"count\":%llu,\"seconds\":%llu,\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\",\"exact\":%s,"
+      "\"window\":%s}\n",
+      static_cast<unsigned long long>(count), static_cast<unsigned long long>(seconds), load0.c_str(),
+      loadavg().c_str(), exact.c_str(), windowed.c_str());
   return 0;
 }
 
@@ -848,7 +859,8 @@ Quantiles cv_lateness(std::uint64_t count, bool tight_slack) {
     pthread_mutex_lock(&mu);
     for (std::uint64_t i = 0; i < count; ++i) {
       const std::uint64_t deadline = bench::mono_ns() + rng.range(500'000, 1'500'000);
-      const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u), static_cast<long>(deadline % 1'000'000'000u)};
+      const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u),
+                        static_cast<long>(deadline % 1'000'000'000u)};
       while (pthread_cond_timedwait(&cv, &mu, &ts) == 0) {
       }
       late.push_back(static_cast<double>(bench::mono_ns()) - static_cast<double>(deadline));
@@ -865,7 +877,8 @@ int cmd_cvwait() {
   const Quantiles def = cv_lateness(count, false);
   const Quantiles tight = cv_lateness(count, true);
   std::printf(
-      "{\"count\":%llu,\"loadavg\":\"%s\",\"default_slack\":{\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f},"
+      "{\"count\":%llu,\"loadavg\":\"%s\",\"default_slack\":{\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}"
+      ","
       "\"slack_1ns\":{\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}}\n",
       static_cast<unsigned long long>(count), loadavg().c_str(), def.p50 / 1e3, def.p99 / 1e3, def.max / 1e3,
       tight.p50 / 1e3, tight.p99 / 1e3, tight.max / 1e3);
@@ -902,7 +915,8 @@ std::map<int, TaskStat> softclock_stats() {
 }
 
 // Sum over the threads of after - before: {wake-ups (times scheduled), CPU ns}.
-std::pair<std::uint64_t, std::uint64_t> delta(const std::map<int, TaskStat> &a, const std::map<int, TaskStat> &b) {
+std::pair<std::uint64_t, std::uint64_t> delta(const std::map<int, TaskStat> &a,
+                                              const std::map<int, TaskStat> &b) {
   std::uint64_t wakes = 0, ns = 0;
   for (auto &[tid, s] : b) {
     auto it = a.find(tid);
@@ -971,7 +985,8 @@ int cmd_memory() {
     const al::Snapshot s1 = al::snapshot();
     for (std::size_t i = 0; i < n; ++i) callout_reset(&c[i], 50 + static_cast<int>(i % 50), noop, nullptr);
     const al::Snapshot s2 = al::snapshot();
-    for (std::size_t i = 0; i < n; ++i) callout_reset(&c[i], 5000 + static_cast<int>(i % 5000), noop, nullptr);
+    for (std::size_t i = 0; i < n; ++i)
+      callout_reset(&c[i], 5000 + static_cast<int>(i % 5000), noop, nullptr);
     const al::Snapshot s3 = al::snapshot();
     for (std::size_t i = 0; i < n; ++i) callout_stop(&c[i]);
     const al::Snapshot s4 = al::snapshot();
@@ -1027,7 +1042,9 @@ int cmd_memory() {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: callout-mono-bench scaling|lateness|load|window|cvwait|idle|memory [--key value]...\n");
+    std::fprintf(
+        stderr,
+        "usage: callout-mono-bench scaling|lateness|load|window|cvwait|idle|memory [--key value]...\n");
     return 2;
   }
   for (int i = 2; i + 1 < argc; i += 2) g_opt[std::string(argv[i]).substr(2)] = argv[i + 1];

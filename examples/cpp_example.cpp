@@ -13,9 +13,8 @@
 // Handlers run on the domains' softclock threads, so what they share with
 // main is atomic or under a mutex.  Prints what happened and, last, "done";
 // exits 1 if something the API guarantees did not hold.
-#include <callout/callout.hpp>
-
 #include <atomic>
+#include <callout/callout.hpp>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -45,7 +44,9 @@ bool wait_for(Pred pred, std::chrono::milliseconds limit = 5s) {
   return true;
 }
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 void one_shot() {
   std::printf("1. one-shot timer on the default domain\n");

@@ -42,8 +42,8 @@
 struct conn {
   struct conn *prev, *next; /* every open connection, for shutdown */
   int fd;
-  callout_t idle;          /* the idle timer */
-  struct timespec active;  /* when the client last sent something */
+  callout_t idle;         /* the idle timer */
+  struct timespec active; /* when the client last sent something */
   unsigned long long id;
 };
 
@@ -77,8 +77,7 @@ static void close_conn(struct conn *c) {
 /* The idle timer fired: the client said nothing for the whole timeout. */
 static void idle_timeout(void *arg) {
   struct conn *c = arg;
-  if (!quiet)
-    printf("client %llu: idle for %.1f ms, closing\n", c->id, ms_since(&c->active));
+  if (!quiet) printf("client %llu: idle for %.1f ms, closing\n", c->id, ms_since(&c->active));
   nclosed_idle++;
   close_conn(c); /* destroys the callout from its own handler: allowed */
 }
@@ -225,8 +224,8 @@ int main(int argc, char **argv) {
   ev.data.ptr = &tfd_tag;
   epoll_ctl(epfd, EPOLL_CTL_ADD, callout_domain_fd(dom), &ev);
 
-  printf("listening on 127.0.0.1:%u (idle timeout %ld ms = %d ticks at hz %ld)\n", ntohs(addr.sin_port), idle_ms,
-         idle_ticks, hz);
+  printf("listening on 127.0.0.1:%u (idle timeout %ld ms = %d ticks at hz %ld)\n", ntohs(addr.sin_port),
+         idle_ms, idle_ticks, hz);
 
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

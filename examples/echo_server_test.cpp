@@ -135,7 +135,8 @@ struct Overshoot {
 // echo came back, or connect returned): so it must close no earlier than the
 // timeout after `sent`, and within the timeout plus one tick (plus the
 // allowance) after `last`.
-void check_close(const char *who, int i, Clock::time_point sent, Clock::time_point last, Clock::time_point eof) {
+void check_close(const char *who, int i, Clock::time_point sent, Clock::time_point last,
+                 Clock::time_point eof) {
   if (eof == Clock::time_point{}) {
     fail("%s %d: not closed within %d ms of going idle\n", who, i, kIdleMs + 2000);
     return;
@@ -144,7 +145,8 @@ void check_close(const char *who, int i, Clock::time_point sent, Clock::time_poi
   overshoot.add(idle - kIdleMs);
   say("%s %d: closed after %.2f ms idle (timeout %d ms, 1 tick = %.0f ms)\n", who, i, idle, kIdleMs, kTickMs);
   if (ms(eof - sent).count() < kIdleMs)
-    fail("%s %d: closed early, %.2f ms after its last send < %d ms\n", who, i, ms(eof - sent).count(), kIdleMs);
+    fail("%s %d: closed early, %.2f ms after its last send < %d ms\n", who, i, ms(eof - sent).count(),
+         kIdleMs);
   if (idle > kIdleMs + kTickMs + kAllowanceMs)
     fail("%s %d: closed late, after %.2f ms > %d ms + 1 tick + %.0f ms allowance\n", who, i, idle, kIdleMs,
          kAllowanceMs);
@@ -204,8 +206,8 @@ int main(int argc, char **argv) {
   if (pid == 0) {
     dup2(out[1], STDOUT_FILENO);
     const std::string idle = std::to_string(kIdleMs), hz = std::to_string(kHz);
-    execl(argv[1], argv[1], "--port", "0", "--idle-ms", idle.c_str(), "--hz", hz.c_str(), "--max-seconds", "50",
-          static_cast<char *>(nullptr));
+    execl(argv[1], argv[1], "--port", "0", "--idle-ms", idle.c_str(), "--hz", hz.c_str(), "--max-seconds",
+          "50", static_cast<char *>(nullptr));
     std::perror("exec echo_server");
     _exit(127);
   }
@@ -242,8 +244,8 @@ int main(int argc, char **argv) {
   std::sort(overshoot.values.begin(), overshoot.values.end());
   if (!overshoot.values.empty())
     std::printf("closed at timeout + %.2f ms (min) / %.2f ms (median) / %.2f ms (max); 1 tick = %.0f ms\n",
-                overshoot.values.front(), overshoot.values[overshoot.values.size() / 2], overshoot.values.back(),
-                kTickMs);
+                overshoot.values.front(), overshoot.values[overshoot.values.size() / 2],
+                overshoot.values.back(), kTickMs);
   const int want = kIdleClients + 1 + kChattyClients;
   if (static_cast<int>(overshoot.values.size()) != want)
     fail("%zu of %d clients were closed\n", overshoot.values.size(), want);

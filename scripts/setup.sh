@@ -31,6 +31,7 @@ if ((${#packages[@]} == 0)); then
     libboost-dev libuv1-dev  # examples/loop: Boost.Asio and libuv embedding
     spin                # tests/spin: the protocol model
     mandoc              # man_lint test
+    clang-format        # scripts/format.sh --check (CI)
   )
 fi
 

@@ -8,6 +8,8 @@
 // Tick arithmetic: a due tick is callout_domain_ticks() + ticks with ticks
 // clamped to [1, INT_MAX], as an unsigned 64-bit number; the wheel handles
 // every 64-bit due tick, so there is no wrap-around rule to obey.
+#include "callout/callout.h"
+
 #include <errno.h>
 #include <sched.h>
 
@@ -15,7 +17,6 @@
 #include <cstdio>
 #include <new>
 
-#include "callout/callout.h"
 #include "callout_impl.h"
 #include "callout_ops.h"
 #include "cpu.h"
@@ -68,7 +69,7 @@ std::uint64_t due_tick(const CalloutImpl *c, int ticks) {
 std::uint64_t window_tick(std::uint64_t due, int slack) {
   if (slack <= 0) return due;
   const std::uint64_t width = static_cast<std::uint64_t>(slack) + 1;  // ticks in the window
-  const int k = 63 - __builtin_clzll(width);                           // 2^k <= width
+  const int k = 63 - __builtin_clzll(width);                          // 2^k <= width
   const std::uint64_t latest = due + static_cast<std::uint64_t>(slack);
   return latest & ~((std::uint64_t{1} << k) - 1);  // >= latest - (2^k - 1) >= due
 }
@@ -183,8 +184,8 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   return r;
 }
 
-void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_mutex_t *mtx, const char *function,
-                 std::uint32_t mode) {
+void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_mutex_t *mtx,
+                 const char *function, std::uint32_t mode) {
   if (c == nullptr) misuse(function, c, nullptr, "NULL callout");
   if (flags & ~static_cast<std::uint32_t>(kUserFlags)) {
     char what[64];
@@ -247,7 +248,9 @@ void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_m
  * are misuse.  Cannot fail, allocates nothing.  Any thread, never sleeps
  * (but the first use of the default domain starts its threads).
  */
-extern "C" void callout_init(callout_t *c, unsigned flags) { init_common(c, flags, nullptr, nullptr, "callout_init"); }
+extern "C" void callout_init(callout_t *c, unsigned flags) {
+  init_common(c, flags, nullptr, nullptr, "callout_init");
+}
 
 /*
  * callout_init_domain: as callout_init, on domain d (NULL: as callout_init).
@@ -280,7 +283,8 @@ extern "C" void callout_destroy(callout_t *c) {
   const std::uint32_t f = ci->flags.load(std::memory_order_relaxed);
   if (f & kPending) misuse("callout_destroy", c, ci->func, "destroyed while pending (stop or halt it first)");
   if (running_elsewhere(cpu, ci))
-    misuse("callout_destroy", c, ci->func, "destroyed while its handler runs in another thread (halt it first)");
+    misuse("callout_destroy", c, ci->func,
+           "destroyed while its handler runs in another thread (halt it first)");
   ci->magic = 0;
   if ((f & CALLOUT_NODESTROY) == 0) --cpu->live;
   CALLOUT_PROBE3(destroy, ci, ci->func, ci->arg);
@@ -413,7 +417,8 @@ extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg)
   }
   if (cpu->ndrains == Cpu::kMaxDrains) {
     cpu->lock.unlock();
-    misuse("callout_halt_async", c, ci->func, "too many callout_halt_async completions pending on one callout");
+    misuse("callout_halt_async", c, ci->func,
+           "too many callout_halt_async completions pending on one callout");
   }
   CALLOUT_STAT(++cpu->stats.halts_waited);
   cpu->drains[cpu->ndrains++] = {done, arg};

@@ -76,7 +76,8 @@ struct CalloutImpl {
 
 static_assert(sizeof(callout_t) == 12 * sizeof(void *), "the public callout_t may never change size");
 static_assert(sizeof(CalloutImpl) <= sizeof(callout_t), "callout_t is too small for the private layout");
-static_assert(alignof(CalloutImpl) <= alignof(callout_t), "callout_t is not aligned enough for the private layout");
+static_assert(alignof(CalloutImpl) <= alignof(callout_t),
+              "callout_t is not aligned enough for the private layout");
 // The hot fields are declared first, so the end of the last one (arg) bounds
 // them all: one 64-byte cache line on 64-bit targets, when callout_t is
 // 64-byte aligned.

@@ -78,13 +78,14 @@ struct HaltResult {
 // `interlock` and giant as callout_halt documents.  cancel_dispatch as for
 // stop_locked: FreeBSD's drain lets a dispatch waiting for c's lock go on
 // (the handler then runs, and the drain waits for it).
-HaltResult halt_common(CalloutImpl *c, pthread_mutex_t *interlock, bool shutdown, bool cancel_dispatch = true);
+HaltResult halt_common(CalloutImpl *c, pthread_mutex_t *interlock, bool shutdown,
+                       bool cancel_dispatch = true);
 
 // Prepares c.  flags: the public flags (others are misuse); mode: internal
 // bits the compat layer adds (kFreeBSD: FreeBSD's rules, homed on CPU 0 and
 // bound there).  d NULL: the calling softclock's domain, else the default.
-void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_mutex_t *mtx, const char *function,
-                 std::uint32_t mode = 0);
+void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_mutex_t *mtx,
+                 const char *function, std::uint32_t mode = 0);
 
 }  // namespace libcallout::internal
 

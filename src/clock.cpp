@@ -20,7 +20,8 @@ std::uint64_t monotonic_ns() {
 
 Clock::Clock(enum callout_clock kind, unsigned hz) : kind_(kind), hz_(hz) {
   clock_gettime(CLOCK_MONOTONIC, &origin_ts_);
-  origin_ns_ = static_cast<std::uint64_t>(origin_ts_.tv_sec) * kNsPerSec + static_cast<std::uint64_t>(origin_ts_.tv_nsec);
+  origin_ns_ = static_cast<std::uint64_t>(origin_ts_.tv_sec) * kNsPerSec +
+               static_cast<std::uint64_t>(origin_ts_.tv_nsec);
 }
 
 std::uint64_t Clock::monotonic_ticks() const {

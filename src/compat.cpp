@@ -150,11 +150,13 @@ extern "C" CALLOUT_API void callout_fbsd_init(callout_t *c, int mpsafe, callout_
  * mutex, as in FreeBSD); other flags are misuse.
  */
 extern "C" CALLOUT_API void callout_fbsd_init_mtx(callout_t *c, pthread_mutex_t *mtx, int flags,
-                                                 callout_domain_t *d) {
+                                                  callout_domain_t *d) {
   if (mtx == nullptr) misuse("callout_init_mtx (FreeBSD)", c, nullptr, "NULL mutex");
   if (flags & ~(kFbsdReturnUnlocked | kFbsdSharedLock))
-    misuse("callout_init_mtx (FreeBSD)", c, nullptr, "unknown flags (CALLOUT_RETURNUNLOCKED and CALLOUT_SHAREDLOCK only)");
-  const unsigned native = CALLOUT_MPSAFE | CALLOUT_NODESTROY | ((flags & kFbsdReturnUnlocked) ? CALLOUT_RETURNUNLOCKED : 0u);
+    misuse("callout_init_mtx (FreeBSD)", c, nullptr,
+           "unknown flags (CALLOUT_RETURNUNLOCKED and CALLOUT_SHAREDLOCK only)");
+  const unsigned native =
+      CALLOUT_MPSAFE | CALLOUT_NODESTROY | ((flags & kFbsdReturnUnlocked) ? CALLOUT_RETURNUNLOCKED : 0u);
   init_common(c, native, d, mtx, "callout_init_mtx (FreeBSD)", kFreeBSD);
 }
 
@@ -166,7 +168,7 @@ extern "C" CALLOUT_API void callout_fbsd_init_mtx(callout_t *c, pthread_mutex_t 
  * a drain waits for c is ignored and returns 0.  Any thread; never sleeps.
  */
 extern "C" CALLOUT_API int callout_fbsd_reset_ticks(callout_t *c, int ticks, callout_func_t func, void *arg,
-                                                   int cpu) {
+                                                    int cpu) {
   return fbsd_reset(c, ticks_delta(ticks), 0, func, arg, cpu, "callout_reset (FreeBSD)");
 }
 
@@ -178,7 +180,7 @@ extern "C" CALLOUT_API int callout_fbsd_reset_ticks(callout_t *c, int ticks, cal
  * rounded down to whole ticks.  Same returns as callout_fbsd_reset_ticks.
  */
 extern "C" CALLOUT_API int callout_fbsd_reset_sbt(callout_t *c, std::int64_t sbt, std::int64_t pr,
-                                                 callout_func_t func, void *arg, int cpu, int flags) {
+                                                  callout_func_t func, void *arg, int cpu, int flags) {
   CalloutImpl *ci = checked(c, "callout_reset_sbt (FreeBSD)");
   const callout_domain *d = ci->cpu.load(std::memory_order_relaxed)->domain;
   const unsigned hz = d->clock.hz();
@@ -193,8 +195,8 @@ extern "C" CALLOUT_API int callout_fbsd_reset_sbt(callout_t *c, std::int64_t sbt
     const auto u = static_cast<std::uint64_t>(pr);
     slack = (u >> 32) * hz + (((u & 0xffffffffu) * hz) >> 32);  // rounded down
   }
-  return fbsd_reset(c, sbt_to_ticks(sbt, hz), slack > INT_MAX ? INT_MAX : static_cast<int>(slack), func, arg, cpu,
-                    "callout_reset_sbt (FreeBSD)");
+  return fbsd_reset(c, sbt_to_ticks(sbt, hz), slack > INT_MAX ? INT_MAX : static_cast<int>(slack), func, arg,
+                    cpu, "callout_reset_sbt (FreeBSD)");
 }
 
 /*
@@ -216,9 +218,11 @@ extern "C" CALLOUT_API int callout_fbsd_reset_sbt(callout_t *c, std::int64_t sbt
  * dispatch may need).  Giant held by the drain's caller is released while
  * it waits.
  */
-extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain, callout_func_t async) NO_THREAD_SAFETY_ANALYSIS {
-  const char *function = drain ? "callout_drain (FreeBSD)" : async ? "callout_async_drain (FreeBSD)"
-                                                                   : "callout_stop (FreeBSD)";
+extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain,
+                                             callout_func_t async) NO_THREAD_SAFETY_ANALYSIS {
+  const char *function = drain   ? "callout_drain (FreeBSD)"
+                         : async ? "callout_async_drain (FreeBSD)"
+                                 : "callout_stop (FreeBSD)";
   CalloutImpl *ci = checked(c, function);
   Cpu *cpu = lock_callout(ci);
   ci->flags.fetch_and(~kActive, std::memory_order_relaxed);
@@ -327,8 +331,9 @@ extern "C" CALLOUT_API void callout_linux_setup(callout_t *c, unsigned flags, ca
  * header's trampoline.  Returns 1 if the timer was pending, else 0 (also
  * when ignored after timer_shutdown).  Never sleeps.
  */
-extern "C" CALLOUT_API int callout_linux_mod(callout_t *c, unsigned long expires, unsigned jhz, callout_func_t run,
-                                            void *arg, int mode) NO_THREAD_SAFETY_ANALYSIS {
+extern "C" CALLOUT_API int callout_linux_mod(callout_t *c, unsigned long expires, unsigned jhz,
+                                             callout_func_t run, void *arg,
+                                             int mode) NO_THREAD_SAFETY_ANALYSIS {
   const char *function = mode == 2 ? "add_timer" : mode == 1 ? "mod_timer_pending" : "mod_timer";
   CalloutImpl *ci = checked(c, function);
   if (jhz == 0) misuse(function, c, ci->func, "HZ is 0");
@@ -364,7 +369,8 @@ extern "C" CALLOUT_API int callout_linux_mod(callout_t *c, unsigned long expires
  * sync waits for a handler running in another thread; from the timer's own
  * handler it is misuse (Linux would never return).
  */
-extern "C" CALLOUT_API int callout_linux_delete(callout_t *c, int sync, int shutdown) NO_THREAD_SAFETY_ANALYSIS {
+extern "C" CALLOUT_API int callout_linux_delete(callout_t *c, int sync,
+                                                int shutdown) NO_THREAD_SAFETY_ANALYSIS {
   const char *function = sync ? (shutdown ? "timer_shutdown_sync" : "timer_delete_sync")
                               : (shutdown ? "timer_shutdown" : "timer_delete");
   CalloutImpl *ci = checked(c, function);

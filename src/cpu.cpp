@@ -104,7 +104,8 @@ void release_association(callout_domain *d, std::uint32_t flags, pthread_mutex_t
 // Accounts one handler invocation due at tick `due`.  Timed runs (monotonic
 // and external clocks) pass its start and end; on the manual clock
 // start_ns == end_ns == 0 and run_expired() times the whole batch instead.
-void account_run(Cpu *cpu, std::uint64_t due, std::uint64_t start_ns, std::uint64_t end_ns) REQUIRES(cpu->lock) {
+void account_run(Cpu *cpu, std::uint64_t due, std::uint64_t start_ns, std::uint64_t end_ns)
+    REQUIRES(cpu->lock) {
 #ifndef CALLOUT_NO_STATS
   const Clock &clock = cpu->domain->clock;
   CpuStats &st = cpu->stats;

@@ -6,8 +6,8 @@
 // softclock thread of the CPU is the only thread that ever runs the handlers
 // of the callouts homed there -- or, for a domain without threads, the one
 // thread acting as that softclock (inside callout_domain_run on an external
-// clock, callout_domain_advance on a virtual one: set_current_cpu).  See docs/DESIGN.md for the state machine and
-// the proofs of the cross-thread paths.
+// clock, callout_domain_advance on a virtual one: set_current_cpu).  See docs/DESIGN.md for the state machine
+// and the proofs of the cross-thread paths.
 #ifndef CALLOUT_SRC_CPU_H
 #define CALLOUT_SRC_CPU_H
 

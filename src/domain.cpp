@@ -345,9 +345,8 @@ namespace {
 // Whether d still has users: a callout initialised on d and not destroyed
 // (CALLOUT_NODESTROY ones are not counted), or a pending callout (which a
 // never-destroyed callout may be).  A handler still running is no obstacle:
-// teardown joins the threads, so it finishes first.  Takes every CPU lock at once (in index order, the CPU lock
-// order) so that the answer is a snapshot; the analysis cannot follow a loop
-// of locks.
+// teardown joins the threads, so it finishes first.  Takes every CPU lock at once (in index order, the CPU
+// lock order) so that the answer is a snapshot; the analysis cannot follow a loop of locks.
 bool busy(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
   std::uint64_t live = 0;
   bool in_use = false;

@@ -28,8 +28,8 @@ struct callout_domain {
   bool is_default = false;
   libcallout::internal::Giant giant;
   pthread_mutex_t advance_mutex = PTHREAD_MUTEX_INITIALIZER;  // serialises advance()
-  libcallout::internal::Cpu *cpus = nullptr;                    // ncpu of them
-  callout_domain *next_live = nullptr;                          // the registry (fork)
+  libcallout::internal::Cpu *cpus = nullptr;                  // ncpu of them
+  callout_domain *next_live = nullptr;                        // the registry (fork)
 };
 
 namespace libcallout::internal {

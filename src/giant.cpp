@@ -58,5 +58,6 @@ using namespace libcallout::internal;
 extern "C" void callout_giant_enter(callout_domain_t *d) { d->giant.enter(); }
 
 extern "C" void callout_giant_exit(callout_domain_t *d) {
-  if (!d->giant.exit()) misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
+  if (!d->giant.exit())
+    misuse_domain("callout_giant_exit", d, "the calling thread does not hold the giant lock");
 }

@@ -24,7 +24,9 @@ class CAPABILITY("mutex") Giant {
   void enter();
   // False if the caller does not hold it (misuse, reported by the caller).
   bool exit();
-  bool held_by_caller() const { return pthread_equal(owner_.load(std::memory_order_relaxed), pthread_self()); }
+  bool held_by_caller() const {
+    return pthread_equal(owner_.load(std::memory_order_relaxed), pthread_self());
+  }
   // Owner only.  Releases every level; returns the depth to re-take.
   unsigned release_all();
   void reacquire(unsigned depth);

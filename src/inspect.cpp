@@ -165,8 +165,14 @@ void snapshot(Cpu *cpu, std::vector<DumpEntry> *entries, DumpEntry *running, boo
  */
 extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
   std::fprintf(out, "domain %p: %u cpu, %u Hz, %s clock, ticks now %" PRIu64 "\n", static_cast<void *>(d),
-               d->ncpu, d->clock.hz(), d->clock.caller_runs() ? "virtual" : d->clock.manual() ? "manual" : d->clock.external() ? "external" : "monotonic", d->clock.ticks());
-  std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg", "handler");
+               d->ncpu, d->clock.hz(),
+               d->clock.caller_runs() ? "virtual"
+               : d->clock.manual()    ? "manual"
+               : d->clock.external()  ? "external"
+                                      : "monotonic",
+               d->clock.ticks());
+  std::fprintf(out, "%12s %4s %-9s %-18s %-18s %s\n", "ticks-left", "cpu", "lvl/bkt", "callout", "arg",
+               "handler");
   std::vector<DumpEntry> entries;
   SymbolNames names;
   for (unsigned i = 0; i < d->ncpu; ++i) {
@@ -187,8 +193,8 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
     }
     if (running.callout != nullptr) {
       names.describe(running.func, handler, sizeof handler);
-      std::fprintf(out, "cpu %u: %s callout %p, arg %p, handler %s\n", i, dispatching ? "dispatching" : "running",
-                   running.callout, running.arg, handler);
+      std::fprintf(out, "cpu %u: %s callout %p, arg %p, handler %s\n", i,
+                   dispatching ? "dispatching" : "running", running.callout, running.arg, handler);
     }
   }
 }
@@ -199,8 +205,9 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
  * external clocks).  Any thread, while the domain runs.
  */
 extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
-  std::fprintf(out, "%-6s %12s %12s %10s %12s %9s %9s %7s %8s %10s %10s %9s\n", "cpu", "scheduled", "rescheduled",
-               "stopped", "fired", "late", "late-max", "halts", "waited", "run-avg-us", "run-max-us", "pending");
+  std::fprintf(out, "%-6s %12s %12s %10s %12s %9s %9s %7s %8s %10s %10s %9s\n", "cpu", "scheduled",
+               "rescheduled", "stopped", "fired", "late", "late-max", "halts", "waited", "run-avg-us",
+               "run-max-us", "pending");
   callout_stats st;
   for (int i = 0; i <= static_cast<int>(d->ncpu); ++i) {
     const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
@@ -211,11 +218,13 @@ extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
       std::snprintf(name, sizeof name, "total");
     else
       std::snprintf(name, sizeof name, "%d", cpu);
-    const double avg_us = st.fired != 0 ? static_cast<double>(st.run_ns_total) / static_cast<double>(st.fired) / 1e3 : 0;
-    std::fprintf(out, "%-6s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64 " %7" PRIu64
-                 " %8" PRIu64 " %10.2f %10.1f %9" PRIu64 "\n",
-                 name, st.scheduled, st.rescheduled, st.stopped, st.fired, st.fired_late, st.late_max_ticks, st.halts,
-                 st.halts_waited, avg_us, static_cast<double>(st.run_ns_max) / 1e3, st.pending);
+    const double avg_us =
+        st.fired != 0 ? static_cast<double>(st.run_ns_total) / static_cast<double>(st.fired) / 1e3 : 0;
+    std::fprintf(out,
+                 "%-6s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %9" PRIu64 " %9" PRIu64
+                 " %7" PRIu64 " %8" PRIu64 " %10.2f %10.1f %9" PRIu64 "\n",
+                 name, st.scheduled, st.rescheduled, st.stopped, st.fired, st.fired_late, st.late_max_ticks,
+                 st.halts, st.halts_waited, avg_us, static_cast<double>(st.run_ns_max) / 1e3, st.pending);
   }
   // st holds the total now.
   std::uint64_t most = 0;

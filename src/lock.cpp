@@ -52,8 +52,8 @@ void Event::wait(std::uint32_t seen, const timespec *deadline) {
 
 void Event::wake_all() {
   gen_.fetch_add(1, std::memory_order_release);
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&gen_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr,
-          nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&gen_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX,
+          nullptr, nullptr, 0);
 }
 
 }  // namespace libcallout::internal

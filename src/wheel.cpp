@@ -57,8 +57,8 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
   auto report = [&](const char *what, const WheelNode *n, std::uint32_t where) {
     ++bad;
     if (out)
-      std::fprintf(out, "%s: wheel now %" PRIu64 ": %s (node %p, due %" PRIu64 ", bucket %u)\n", who,
-                   now_, what, static_cast<const void *>(n), n ? n->due : 0, where);
+      std::fprintf(out, "%s: wheel now %" PRIu64 ": %s (node %p, due %" PRIu64 ", bucket %u)\n", who, now_,
+                   what, static_cast<const void *>(n), n ? n->due : 0, where);
   };
   std::size_t count = 0;
   std::uint64_t earliest = kNever;  // brute-force next_due()

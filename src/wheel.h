@@ -4,9 +4,8 @@
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
 // 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
 // value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
-// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No locks, no threads, no clock: the owner (one CPU of a
-// domain) holds its lock around every call and says what "now" is by calling
-// advance().
+// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No locks, no threads, no clock: the
+// owner (one CPU of a domain) holds its lock around every call and says what "now" is by calling advance().
 //
 // Placement rule.  A node due at tick `due > now` goes to level
 //   L = (index of the highest bit in which due and now differ) / D
@@ -110,7 +109,7 @@ template <int DigitBits>
 class BasicWheel {
  public:
   static constexpr int kDigitBits = DigitBits;
-  static constexpr int kSlots = 1 << kDigitBits;  // buckets a level
+  static constexpr int kSlots = 1 << kDigitBits;                      // buckets a level
   static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // levels * digit bits >= 64
   // 64-bit words of a level's bitmap (one for 6-bit digits).  The bitmaps
   // of all levels are one array of words, so that bucket `where` has its bit
@@ -260,8 +259,7 @@ class BasicWheel {
   void for_each(F &&f) const {
     for (std::uint32_t b = 0; b <= kExpired; ++b) {
       const Link *head = b < kExpired ? &buckets_[b] : &expired_;
-      for (const Link *l = head->next; l != head; l = l->next)
-        f(node_of(l), b);
+      for (const Link *l = head->next; l != head; l = l->next) f(node_of(l), b);
     }
     for (const Link *l = cascading_.next; l != &cascading_; l = l->next) f(node_of(l), kExpired);
   }
@@ -313,9 +311,7 @@ class BasicWheel {
     for (int w = 0; w < kWords; ++w) any |= bitmap_[level * kWords + w];
     return any == 0;
   }
-  bool bit(std::uint32_t where) const {
-    return (bitmap_[where / 64] >> (where % 64)) & 1;
-  }
+  bool bit(std::uint32_t where) const { return (bitmap_[where / 64] >> (where % 64)) & 1; }
   void clear_bit(std::uint32_t where) {
     const int level = level_of(where);
     bitmap_[where / 64] &= ~(std::uint64_t{1} << (where % 64));
@@ -343,7 +339,7 @@ class BasicWheel {
 
   std::uint64_t now_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t levels_ = 0;                    // bit L: level L's words not all zero
+  std::uint32_t levels_ = 0;                     // bit L: level L's words not all zero
   std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet

@@ -163,8 +163,7 @@ TEST(CreateTest, UnknownClockOutsideTheEnumRangeIsEinval) {
         {
           callout_domain_config cfg = make_config(1, CALLOUT_CLOCK_MANUAL, 100);
           set_clock_raw(cfg, v);
-          callout_domain_t *const sentinel =
-              reinterpret_cast<callout_domain_t *>(uintptr_t{0x5eed});
+          callout_domain_t *const sentinel = reinterpret_cast<callout_domain_t *>(uintptr_t{0x5eed});
           callout_domain_t *d = sentinel;
           const int rc = callout_domain_create(&cfg, &d);
           std::fprintf(stderr, "create(clock=%d) = %d\n", v, rc);
@@ -392,9 +391,8 @@ TEST(ResetTest, H4_ZeroTickSelfRearmRunsOncePerTick) {
 // Never before the due tick, and (manual clock) exactly at it.
 TEST(ResetTest, FiresExactlyAtDueTickAcrossWheelLevels) {
   Domain d(3);
-  const std::vector<int> dues = {1,    2,    5,    63,    64,    65,    100,   127,  128,
-                                 200,  4095, 4096, 4097,  5000,  8191,  65536, 262143,
-                                 262144, 262145, 300001, 1 << 20};
+  const std::vector<int> dues = {1,    2,    5,    63,   64,    65,     100,    127,    128,    200,    4095,
+                                 4096, 4097, 5000, 8191, 65536, 262143, 262144, 262145, 300001, 1 << 20};
   std::vector<std::unique_ptr<FireLog>> logs;
   std::vector<std::unique_ptr<Callout>> cs;
   for (size_t i = 0; i < dues.size(); ++i) logs.push_back(std::make_unique<FireLog>());
@@ -405,8 +403,8 @@ TEST(ResetTest, FiresExactlyAtDueTickAcrossWheelLevels) {
     cs[i]->reset(dues[i]);
   }
   // Advance in uneven chunks; after each, exactly the callouts due by now ran.
-  const std::vector<uint64_t> chunks = {1, 3, 58, 1, 1, 1, 30, 60, 3000, 900, 3, 1, 1,
-                                        2000, 100000, 162143, 1, 1, 37856, 742515};
+  const std::vector<uint64_t> chunks = {1, 3, 58, 1,    1,      1,      30, 60, 3000,  900,
+                                        3, 1, 1,  2000, 100000, 162143, 1,  1,  37856, 742515};
   uint64_t now = 0;
   for (uint64_t ch : chunks) {
     ASSERT_EQ(d.advance(ch), 0);
@@ -500,12 +498,12 @@ TEST(ResetTest, H8_PushBackAcrossBucketBoundaries) {
   FireLog log;
   Callout c(d, kMp);
   c.fn = [&] { log_fire(log, d); };
-  c.reset(70);               // due 70
+  c.reset(70);  // due 70
   EXPECT_EQ(d.advance(60), 0);
-  c.reset(70);               // due 130: old bucket comes due at 64
+  c.reset(70);                  // due 130: old bucket comes due at 64
   EXPECT_EQ(d.advance(10), 0);  // now 70: old due tick passed
   EXPECT_EQ(log.runs.load(), 0);
-  c.reset(4000);             // due 4070
+  c.reset(4000);                      // due 4070
   EXPECT_EQ(d.advance(4000 - 1), 0);  // now 4069
   EXPECT_EQ(log.runs.load(), 0);
   EXPECT_EQ(d.advance(1), 0);
@@ -596,8 +594,7 @@ TEST(ScheduleTest, PendingScheduleMovesTheDueTick) {
 struct Flags {
   bool pending, expired, active, invoking;
   bool operator==(const Flags &o) const {
-    return pending == o.pending && expired == o.expired && active == o.active &&
-           invoking == o.invoking;
+    return pending == o.pending && expired == o.expired && active == o.active && invoking == o.invoking;
   }
 };
 std::ostream &operator<<(std::ostream &os, const Flags &f) {
@@ -783,8 +780,14 @@ TEST(OrderTest, EveryCalloutDueAtTRunsBeforeAnyDueAtTPlus1) {
     child.push_back(std::make_unique<Callout>(d, kMp));
   }
   auto record = [&](int id, uint64_t due, unsigned bound, uint64_t start) {
-    Rec r{id, due, callout_domain_ticks(d), callout_domain_curcpu(d), static_cast<int>(bound),
-          start, 0, pthread_equal(pthread_self(), caller) != 0};
+    Rec r{id,
+          due,
+          callout_domain_ticks(d),
+          callout_domain_curcpu(d),
+          static_cast<int>(bound),
+          start,
+          0,
+          pthread_equal(pthread_self(), caller) != 0};
     r.end = seq.fetch_add(1);
     std::lock_guard<std::mutex> lk(mu);
     recs.push_back(r);
@@ -826,9 +829,8 @@ TEST(OrderTest, EveryCalloutDueAtTRunsBeforeAnyDueAtTPlus1) {
   for (const Rec &a : recs)
     for (const Rec &b : recs)
       if (a.due < b.due) {
-        EXPECT_GT(b.start, a.end) << "callout " << b.id << " (due " << b.due
-                                  << ") started before callout " << a.id << " (due " << a.due
-                                  << ") finished";
+        EXPECT_GT(b.start, a.end) << "callout " << b.id << " (due " << b.due << ") started before callout "
+                                  << a.id << " (due " << a.due << ") finished";
       }
   EXPECT_EQ(d.check(), 0);
 }
@@ -977,9 +979,9 @@ TEST(AdvanceTest, StopFromAHandlerCancelsALaterCallout) {
 
 TEST(BigTicksTest, H9_Advance2Pow31OverCalloutsAtEveryLevelIsFastAndExact) {
   Domain d(2);
-  const std::vector<int> dues = {1,       63,      64,      65,         4095,
-                                 4096,    4097,    262143,  262144,     262145,
-                                 (1 << 24) + 3,    (1 << 30) + 5,       INT_MAX - 1, INT_MAX};
+  const std::vector<int> dues = {1,           63,     64,     65,     4095,          4096,
+                                 4097,        262143, 262144, 262145, (1 << 24) + 3, (1 << 30) + 5,
+                                 INT_MAX - 1, INT_MAX};
   std::vector<std::atomic<uint64_t>> seen(dues.size());
   std::vector<std::atomic<uint64_t>> order(dues.size());
   std::atomic<uint64_t> seq{0};
@@ -1349,8 +1351,7 @@ TEST(GiantTest, NonMpsafeHandlerHoldsGiantWhileItRuns) {
     EXPECT_TRUE(stays_false([&] { return probe.acquired(); }, 150ms))
         << "another thread took giant while a non-MPSAFE handler ran";
     gate.open();
-    EXPECT_TRUE(wait_until([&] { return probe.acquired(); }))
-        << "giant not released after the handler";
+    EXPECT_TRUE(wait_until([&] { return probe.acquired(); })) << "giant not released after the handler";
   }
   EXPECT_EQ(adv.join(), 0);
 }

@@ -269,10 +269,13 @@ TEST(HaltAsync, CompletionMayFreeTheCallout) {
   {
     Advancer adv(d, 1);
     ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
-    ASSERT_TRUE(callout_halt_async(c, [](void *p) {
-      callout_destroy(static_cast<callout_t *>(p));
-      free_on_drain(p);
-    }, c));
+    ASSERT_TRUE(callout_halt_async(
+        c,
+        [](void *p) {
+          callout_destroy(static_cast<callout_t *>(p));
+          free_on_drain(p);
+        },
+        c));
     g.release = true;
   }
   EXPECT_EQ(callout_domain_destroy(d), 0);  // destroyed in the completion: nothing live
@@ -471,7 +474,8 @@ namespace {
 
 TEST(Version, LibraryAndHeaderAgree) {
   char want[32];
-  std::snprintf(want, sizeof want, "%d.%d.%d", CALLOUT_VERSION_MAJOR, CALLOUT_VERSION_MINOR, CALLOUT_VERSION_PATCH);
+  std::snprintf(want, sizeof want, "%d.%d.%d", CALLOUT_VERSION_MAJOR, CALLOUT_VERSION_MINOR,
+                CALLOUT_VERSION_PATCH);
   EXPECT_STREQ(callout_version(), want);
 }
 
@@ -501,7 +505,8 @@ TEST(Check, ReportsAPendingCalloutWithoutAHandler) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
   callout_t c;
   callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  callout_reset(&c, 10, [](void *) {}, nullptr);
+  callout_reset(
+      &c, 10, [](void *) {}, nullptr);
   auto *ci = libcallout::internal::impl(&c);
   const callout_func_t saved = ci->func;
   ci->func = nullptr;  // no thread looks at it: the clock is manual and not advanced

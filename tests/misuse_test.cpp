@@ -19,7 +19,6 @@
 
 #include "test_util.h"
 
-
 // gcc defines __SANITIZE_THREAD__; clang 14 only answers __has_feature.
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -168,17 +167,15 @@ TEST_F(MisuseTest, UnknownFlagsToCalloutInit) {
   EXPECT_EXIT(callout_init(&c, 0x1u), testing::KilledBySignal(SIGABRT), "callout_init([^_]|$)");
   EXPECT_EXIT(callout_init(&c, CALLOUT_MPSAFE | 0x10000u), testing::KilledBySignal(SIGABRT),
               "callout_init([^_]|$)");
-  EXPECT_EXIT(callout_init(&c, 0xFFFFFFFFu), testing::KilledBySignal(SIGABRT),
-              "callout_init([^_]|$)");
+  EXPECT_EXIT(callout_init(&c, 0xFFFFFFFFu), testing::KilledBySignal(SIGABRT), "callout_init([^_]|$)");
 }
 
 TEST_F(MisuseTest, UnknownFlagsToCalloutInitDomain) {
   Domain d(1);
   callout_t c;
-  EXPECT_EXIT(callout_init_domain(&c, 0x4u, d), testing::KilledBySignal(SIGABRT),
+  EXPECT_EXIT(callout_init_domain(&c, 0x4u, d), testing::KilledBySignal(SIGABRT), "callout_init_domain");
+  EXPECT_EXIT(callout_init_domain(&c, CALLOUT_MPSAFE | 0x80000000u, d), testing::KilledBySignal(SIGABRT),
               "callout_init_domain");
-  EXPECT_EXIT(callout_init_domain(&c, CALLOUT_MPSAFE | 0x80000000u, d),
-              testing::KilledBySignal(SIGABRT), "callout_init_domain");
 }
 
 TEST_F(MisuseTest, UnknownFlagsToCalloutInitMtx) {
@@ -231,8 +228,7 @@ TEST_F(MisuseTest, DestroyWhilePending) {
 
 // Runs `action` on the test thread while c's handler is blocked on another
 // thread (a softclock thread of a manual domain); used inside death tests.
-void while_running(callout_domain_t *d, callout_t *c, unsigned flags,
-                   const std::function<void()> &action) {
+void while_running(callout_domain_t *d, callout_t *c, unsigned flags, const std::function<void()> &action) {
   Gate gate;
   std::atomic<bool> entered{false};
   Fn h = [&] {
@@ -251,8 +247,8 @@ void while_running(callout_domain_t *d, callout_t *c, unsigned flags,
 TEST_F(MisuseTest, DestroyWhileRunningInAnotherThread) {
   Domain d(2);
   callout_t c;
-  EXPECT_EXIT(while_running(d, &c, kMp, [&] { callout_destroy(&c); }),
-              testing::KilledBySignal(SIGABRT), "callout_destroy");
+  EXPECT_EXIT(while_running(d, &c, kMp, [&] { callout_destroy(&c); }), testing::KilledBySignal(SIGABRT),
+              "callout_destroy");
 }
 
 // ============================================================================
@@ -299,8 +295,8 @@ TEST_F(MisuseTest, BindOnAPendingCallout) {
 TEST_F(MisuseTest, BindOnARunningCallout) {
   Domain d(2);
   callout_t c;
-  EXPECT_EXIT(while_running(d, &c, kMp, [&] { callout_bind(&c, 1); }),
-              testing::KilledBySignal(SIGABRT), "callout_bind");
+  EXPECT_EXIT(while_running(d, &c, kMp, [&] { callout_bind(&c, 1); }), testing::KilledBySignal(SIGABRT),
+              "callout_bind");
 }
 
 TEST_F(MisuseTest, BindOnAGiantLockedCallout) {
@@ -375,8 +371,8 @@ void return_from_a_giant_handler_while_another_thread_holds_giant() {
 }
 
 TEST_F(MisuseTest, GiantHandlerReturnsWhileAnotherThreadHoldsGiant) {
-  EXPECT_EXIT(return_from_a_giant_handler_while_another_thread_holds_giant(), testing::KilledBySignal(SIGABRT),
-              "softclock: callout .*giant lock taken or released unevenly");
+  EXPECT_EXIT(return_from_a_giant_handler_while_another_thread_holds_giant(),
+              testing::KilledBySignal(SIGABRT), "softclock: callout .*giant lock taken or released unevenly");
 }
 
 }  // namespace

@@ -586,8 +586,8 @@ void stop_race(Kind kind) {
       // is stuck inside the library; leave it and the domain behind so
       // that the rest of the suite still runs.
       ADD_FAILURE() << "iteration " << i << ": callout_domain_advance(d, 1) did not return "
-                    << "within 5 s after callout_stop (stop returned " << ret
-                    << ", handler ran " << runs.load() - before << " time(s))";
+                    << "within 5 s after callout_stop (stop returned " << ret << ", handler ran "
+                    << runs.load() - before << " time(s))";
       c.halt();
       c.destroy();
       d.leak();
@@ -601,8 +601,8 @@ void stop_race(Kind kind) {
       ++falses;
     }
     if (ran != (ret ? 1 : 0)) {
-      ADD_FAILURE() << "iteration " << i << ": stop returned " << ret << " but the handler ran "
-                    << ran << " time(s) for that arming";
+      ADD_FAILURE() << "iteration " << i << ": stop returned " << ret << " but the handler ran " << ran
+                    << " time(s) for that arming";
       break;
     }
     if (c.pending()) {
@@ -851,8 +851,7 @@ TEST(ConcurrencyTest, FourThreadsResetStopHaltOnSharedCallouts) {
     cs[i]->halt();
     EXPECT_FALSE(cs[i]->pending()) << "callout " << i;
     EXPECT_EQ(slots[i]->ov.inside.load(), 0) << "callout " << i;
-    EXPECT_LE(slots[i]->ov.max_inside.load(), 1)
-        << "callout " << i << " ran concurrently with itself";
+    EXPECT_LE(slots[i]->ov.max_inside.load(), 1) << "callout " << i << " ran concurrently with itself";
     total += slots[i]->runs.load();
   }
   EXPECT_EQ(d.check(), 0);
@@ -879,8 +878,7 @@ TEST(RealTimeTest, CalloutFiresAfterItsTicksOfWallTime) {
     Callout c(d, kMp);
     const auto t0 = SteadyClock::now();
     c.fn = [&] {
-      fired_us.store(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0)
-                         .count());
+      fired_us.store(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count());
       seen.store(callout_domain_ticks(d));
     };
     const uint64_t tick0 = d.ticks();

@@ -53,11 +53,11 @@ namespace {
 // ---- options ----------------------------------------------------------------
 
 struct Options {
-  double duration = 10.0;        // seconds of load
+  double duration = 10.0;         // seconds of load
   unsigned connections = 100000;  // open at any time
-  unsigned cpus = 0;             // 0: the default domain's (one per online processor)
-  unsigned hz = 0;               // 0: the default domain's (1000)
-  double rate = 1e6;             // simulated segments per second, all workers together
+  unsigned cpus = 0;              // 0: the default domain's (one per online processor)
+  unsigned hz = 0;                // 0: the default domain's (1000)
+  double rate = 1e6;              // simulated segments per second, all workers together
 };
 
 const char kUsage[] =
@@ -117,9 +117,12 @@ unsigned parse_count(const char *opt, const char *s, unsigned lo, unsigned hi) {
 
 Options parse_options(int argc, char **argv) {
   static const option longopts[] = {
-      {"duration", required_argument, nullptr, 'd'}, {"connections", required_argument, nullptr, 'c'},
-      {"cpus", required_argument, nullptr, 'p'},     {"hz", required_argument, nullptr, 'z'},
-      {"rate", required_argument, nullptr, 'r'},     {"help", no_argument, nullptr, 'h'},
+      {"duration", required_argument, nullptr, 'd'},
+      {"connections", required_argument, nullptr, 'c'},
+      {"cpus", required_argument, nullptr, 'p'},
+      {"hz", required_argument, nullptr, 'z'},
+      {"rate", required_argument, nullptr, 'r'},
+      {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
   Options o;
@@ -128,14 +131,28 @@ Options parse_options(int argc, char **argv) {
     const int ch = getopt_long(argc, argv, ":h", longopts, nullptr);
     if (ch == -1) break;
     switch (ch) {
-      case 'd': o.duration = parse_number("duration", optarg, 0.1, 86400); break;
-      case 'c': o.connections = parse_count("connections", optarg, 1, 10000000); break;
-      case 'p': o.cpus = parse_count("cpus", optarg, 1, 1024); break;
-      case 'z': o.hz = parse_count("hz", optarg, 1, 1000000); break;
-      case 'r': o.rate = parse_number("rate", optarg, 1, 1e9); break;
-      case 'h': help(); std::exit(0);
-      case ':': usage_error("option %s needs a value", argv[optind - 1]);
-      default: usage_error("unknown option '%s'", argv[optind - 1]);
+      case 'd':
+        o.duration = parse_number("duration", optarg, 0.1, 86400);
+        break;
+      case 'c':
+        o.connections = parse_count("connections", optarg, 1, 10000000);
+        break;
+      case 'p':
+        o.cpus = parse_count("cpus", optarg, 1, 1024);
+        break;
+      case 'z':
+        o.hz = parse_count("hz", optarg, 1, 1000000);
+        break;
+      case 'r':
+        o.rate = parse_number("rate", optarg, 1, 1e9);
+        break;
+      case 'h':
+        help();
+        std::exit(0);
+      case ':':
+        usage_error("option %s needs a value", argv[optind - 1]);
+      default:
+        usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (optind < argc) usage_error("unexpected argument '%s'", argv[optind]);
@@ -167,7 +184,8 @@ void calibrate_origin() {
       t1 = callout_domain_ticks(dom);
       seen = mono_ns();
     } while (t1 == t0);
-    const std::uint64_t origin = seen - static_cast<std::uint64_t>(static_cast<long double>(t1) * 1e9L / g_hz);
+    const std::uint64_t origin =
+        seen - static_cast<std::uint64_t>(static_cast<long double>(t1) * 1e9L / g_hz);
     best = std::min(best, origin);
   }
   g_origin_ns = best;
@@ -233,15 +251,15 @@ enum { kRexmt = 0, kDelack = 1, kKeep = 2 };
 
 struct Conn {
   pthread_mutex_t mtx;
-  callout_t timer[3];          // rexmt, delack, keepalive; associated with mtx
-  std::uint64_t due[3];        // due tick of the last reset of each
-  std::uint32_t generation;    // how many times this slot has been (re)opened
-  std::uint16_t cpu;           // the CPU its callouts are bound to
-  std::uint8_t rexmt_shift;    // retransmit back-off
-  std::uint8_t keep_probes;    // unanswered keepalive probes
-  std::uint16_t rtt_ms;        // the path's round-trip time
-  std::uint16_t unacked;       // segments in flight
-  bool idle;                   // never sends or receives: only keepalive runs
+  callout_t timer[3];        // rexmt, delack, keepalive; associated with mtx
+  std::uint64_t due[3];      // due tick of the last reset of each
+  std::uint32_t generation;  // how many times this slot has been (re)opened
+  std::uint16_t cpu;         // the CPU its callouts are bound to
+  std::uint8_t rexmt_shift;  // retransmit back-off
+  std::uint8_t keep_probes;  // unanswered keepalive probes
+  std::uint16_t rtt_ms;      // the path's round-trip time
+  std::uint16_t unacked;     // segments in flight
+  bool idle;                 // never sends or receives: only keepalive runs
   bool closing;
 };
 
@@ -469,7 +487,8 @@ void worker_main(Worker *w) {
   }
   timespec cpu;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-  wc.cpu_ns.store(static_cast<std::uint64_t>(cpu.tv_sec) * 1000000000u + static_cast<std::uint64_t>(cpu.tv_nsec));
+  wc.cpu_ns.store(static_cast<std::uint64_t>(cpu.tv_sec) * 1000000000u +
+                  static_cast<std::uint64_t>(cpu.tv_nsec));
 }
 
 // ---- measurements -----------------------------------------------------------------
@@ -658,8 +677,10 @@ void short_dump(size_t lines) {
   if (out == nullptr) return;
   callout_domain_dump(dom, out);
   std::fclose(out);
-  std::printf("\nPending callouts: %s; per CPU the %zu due soonest (callout_domain_dump, NetBSD's \"show callout\"):\n",
-              grouped(f.pending).c_str(), f.keep);
+  std::printf(
+      "\nPending callouts: %s; per CPU the %zu due soonest (callout_domain_dump, NetBSD's \"show "
+      "callout\"):\n",
+      grouped(f.pending).c_str(), f.keep);
   for (const std::string &l : f.header) std::printf("  %s\n", l.c_str());
   for (std::vector<DumpFilter::Entry> &h : f.soonest) {
     std::sort_heap(h.begin(), h.end(), DumpFilter::later);
@@ -698,10 +719,11 @@ int main(int argc, char **argv) {
   std::printf("callout-demo: simulated TCP stack, %s connections x 3 callouts, %u CPU%s, hz %u, %s domain\n",
               grouped(opt.connections).c_str(), g_ncpu, g_ncpu == 1 ? "" : "s", g_hz,
               own == nullptr ? "default" : "own");
-  std::printf("  target %s segments/s over %u network thread%s for %.1f s; timers: retransmit (RTO 200 ms..3 s),\n"
-              "  delayed ACK (%.0f ms), keepalive (%.1f s idle, probes every %.2f s; scaled down from 2 h)\n",
-              si(opt.rate).c_str(), nworkers, nworkers == 1 ? "" : "s", opt.duration, kDelackMs,
-              kKeepIdleMs / 1000, kKeepIntvlMs / 1000);
+  std::printf(
+      "  target %s segments/s over %u network thread%s for %.1f s; timers: retransmit (RTO 200 ms..3 s),\n"
+      "  delayed ACK (%.0f ms), keepalive (%.1f s idle, probes every %.2f s; scaled down from 2 h)\n",
+      si(opt.rate).c_str(), nworkers, nworkers == 1 ? "" : "s", opt.duration, kDelackMs, kKeepIdleMs / 1000,
+      kKeepIntvlMs / 1000);
 
   cpu_counters.reset(new CpuCounters[g_ncpu]);
   for (unsigned c = 0; c < g_ncpu; ++c) {
@@ -728,7 +750,7 @@ int main(int argc, char **argv) {
   std::printf("  opened %s connections in %.0f ms\n\n", grouped(opt.connections).c_str(),
               static_cast<double>(mono_ns() - t_setup) / 1e6);
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
@@ -766,14 +788,16 @@ int main(int argc, char **argv) {
     std::vector<std::uint64_t> window(kBuckets);
     for (int b = 0; b < kBuckets; ++b) window[b] = cur.late[b] - prev.late[b];
     const CpuTimes ct = cpu_times();
-    const double cpu_pct = 100.0 * (ct.user + ct.sys - cpu0.user - cpu0.sys) / (static_cast<double>(t - t0) / 1e9);
+    const double cpu_pct =
+        100.0 * (ct.user + ct.sys - cpu0.user - cpu0.sys) / (static_cast<double>(t - t0) / 1e9);
     // Under 80 columns, so that a terminal does not wrap the rewritten line.
     char line[256];
     std::snprintf(line, sizeof line, "[%4.1fs] reset %s/s  stop %s/s  fire %s/s  late p99 %s  cpu %.0f%%",
-                  static_cast<double>(t - t0) / 1e9, si(static_cast<double>(cur.resets - prev.resets) / dt).c_str(),
+                  static_cast<double>(t - t0) / 1e9,
+                  si(static_cast<double>(cur.resets - prev.resets) / dt).c_str(),
                   si(static_cast<double>(cur.stops - prev.stops) / dt).c_str(),
-                  si(static_cast<double>(cur.fired - prev.fired) / dt).c_str(), dur(quantile(window, 0.99)).c_str(),
-                  cpu_pct);
+                  si(static_cast<double>(cur.fired - prev.fired) / dt).c_str(),
+                  dur(quantile(window, 0.99)).c_str(), cpu_pct);
     if (tty)
       std::printf("\r\033[K%s", line);
     else
@@ -798,8 +822,8 @@ int main(int argc, char **argv) {
   const double secs = static_cast<double>(t1 - t0) / 1e9;
   const double cpu_used = (cpu1.user + cpu1.sys) - (cpu0.user + cpu0.sys);
   auto row = [&](const char *what, std::uint64_t n, const char *note = "") {
-    std::printf("  %-26s %15s %13s/s  %s\n", what, grouped(n).c_str(), si(static_cast<double>(n) / secs).c_str(),
-                note);
+    std::printf("  %-26s %15s %13s/s  %s\n", what, grouped(n).c_str(),
+                si(static_cast<double>(n) / secs).c_str(), note);
   };
   std::printf("Summary: %.2f s, %s connections, %u CPU%s, hz %u (1 tick = %s)\n", secs,
               grouped(opt.connections).c_str(), g_ncpu, g_ncpu == 1 ? "" : "s", g_hz,
@@ -820,19 +844,19 @@ int main(int argc, char **argv) {
   row("connections closed+opened", tot.closes);
   std::snprintf(note, sizeof note, "(%s waited for a handler)", grouped(tot.halts_waited).c_str());
   row("halts", tot.halts, note);
-  std::printf("  %-26s p50 %s   p99 %s   max %s%s\n", "lateness (vs due tick)", dur(quantile(tot.late, 0.50)).c_str(),
-              dur(quantile(tot.late, 0.99)).c_str(), dur(tot.late_max).c_str(),
-              tot.early ? "   EARLY FIRES SEEN" : "");
-  std::printf("  %-26s %.2f s = %.0f%% of one CPU (user %.2f s, sys %.2f s);\n", "CPU time",
-              cpu_used, 100.0 * cpu_used / secs, cpu1.user - cpu0.user, cpu1.sys - cpu0.sys);
-  std::printf("  %-26s softclock threads %.2f s, network threads %.2f s\n", "", cpu1.softclock - cpu0.softclock,
-              static_cast<double>(tot.worker_cpu_ns) / 1e9);
-  std::printf("  %-26s %.1f MB (connections: %.1f MB, %zu bytes each)\n", "peak memory (max RSS)", peak_rss_mb(),
-              static_cast<double>(sizeof(Conn)) * opt.connections / 1048576.0, sizeof(Conn));
+  std::printf("  %-26s p50 %s   p99 %s   max %s%s\n", "lateness (vs due tick)",
+              dur(quantile(tot.late, 0.50)).c_str(), dur(quantile(tot.late, 0.99)).c_str(),
+              dur(tot.late_max).c_str(), tot.early ? "   EARLY FIRES SEEN" : "");
+  std::printf("  %-26s %.2f s = %.0f%% of one CPU (user %.2f s, sys %.2f s);\n", "CPU time", cpu_used,
+              100.0 * cpu_used / secs, cpu1.user - cpu0.user, cpu1.sys - cpu0.sys);
+  std::printf("  %-26s softclock threads %.2f s, network threads %.2f s\n", "",
+              cpu1.softclock - cpu0.softclock, static_cast<double>(tot.worker_cpu_ns) / 1e9);
+  std::printf("  %-26s %.1f MB (connections: %.1f MB, %zu bytes each)\n", "peak memory (max RSS)",
+              peak_rss_mb(), static_cast<double>(sizeof(Conn)) * opt.connections / 1048576.0, sizeof(Conn));
   if (have_engine_stats)
-    std::printf("  %-26s %s pending, %s softclock wake-ups/s, %s handlers >= 1 tick late\n", "engine counters",
-                grouped(es.pending).c_str(), si(static_cast<double>(es.wakeups) / secs).c_str(),
-                grouped(es.fired_late).c_str());
+    std::printf("  %-26s %s pending, %s softclock wake-ups/s, %s handlers >= 1 tick late\n",
+                "engine counters", grouped(es.pending).c_str(),
+                si(static_cast<double>(es.wakeups) / secs).c_str(), grouped(es.fired_late).c_str());
   if (tot.early) std::printf("  ERROR: %s handlers ran before their due tick\n", grouped(tot.early).c_str());
 
   short_dump(12);

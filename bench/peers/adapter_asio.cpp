@@ -12,7 +12,6 @@
 // wait is left.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 
 #include "workloads.h"

@@ -217,7 +217,8 @@ class MultimapAdapter {
 
 void register_baselines(std::vector<Lib> &libs) {
   libs.push_back({"heap", "binary heap (bench baseline)", false, false, 1'000'000, &run<HeapAdapter>});
-  libs.push_back({"multimap", "std::multimap (bench baseline)", false, false, 1'000'000, &run<MultimapAdapter>});
+  libs.push_back(
+      {"multimap", "std::multimap (bench baseline)", false, false, 1'000'000, &run<MultimapAdapter>});
 }
 
 }  // namespace peers

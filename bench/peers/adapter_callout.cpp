@@ -53,9 +53,7 @@ class CalloutAdapter {
   std::uint64_t fired() const { return fired_.load(std::memory_order_acquire); }
 
   // Batch (virtual time): the manual clock only.
-  std::uint64_t w3(const std::vector<std::uint32_t> &ms)
-    requires(kClock == CALLOUT_CLOCK_MANUAL)
-  {
+  std::uint64_t w3(const std::vector<std::uint32_t> &ms) requires(kClock == CALLOUT_CLOCK_MANUAL) {
     for (std::size_t i = 0; i < ms.size(); ++i) arm(static_cast<std::uint32_t>(i), ms[i]);
     const std::uint64_t t0 = bench::process_cpu_ns();
     callout_domain_advance(d_, kW3MaxMs);
@@ -66,9 +64,7 @@ class CalloutAdapter {
   // they come due, possibly while the rest are still being armed, so the
   // count is the process CPU time from the first arm to the last handler
   // minus the CPU time of the arming thread's arming.
-  std::uint64_t w3rt(const std::vector<std::uint32_t> &ms)
-    requires(kClock == CALLOUT_CLOCK_MONOTONIC)
-  {
+  std::uint64_t w3rt(const std::vector<std::uint32_t> &ms) requires(kClock == CALLOUT_CLOCK_MONOTONIC) {
     const std::uint64_t target = fired() + ms.size();
     const std::uint64_t p0 = bench::process_cpu_ns();
     const std::uint64_t a0 = bench::thread_cpu_ns();

@@ -24,9 +24,16 @@ class DpdkAdapter {
  public:
   bool init(std::string *err) {
     const std::string lcore = std::to_string(current_args().cpu);
-    std::vector<std::string> args = {"callout-peers", "--no-huge",   "--no-pci", "--no-shconf",
-                                     "--no-telemetry", "-m",         "128",      "-l",
-                                     lcore,            "--log-level=lib.*:error"};
+    std::vector<std::string> args = {"callout-peers",
+                                     "--no-huge",
+                                     "--no-pci",
+                                     "--no-shconf",
+                                     "--no-telemetry",
+                                     "-m",
+                                     "128",
+                                     "-l",
+                                     lcore,
+                                     "--log-level=lib.*:error"};
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -46,7 +53,9 @@ class DpdkAdapter {
     t_.reset(new rte_timer[n]);
     for (std::size_t i = 0; i < n; ++i) rte_timer_init(&t_[i]);
   }
-  void arm(std::uint32_t i, std::uint32_t ms) { rte_timer_reset(&t_[i], ms * cycles_per_ms_, SINGLE, lcore_, &fire, this); }
+  void arm(std::uint32_t i, std::uint32_t ms) {
+    rte_timer_reset(&t_[i], ms * cycles_per_ms_, SINGLE, lcore_, &fire, this);
+  }
   void cancel(std::uint32_t i) { rte_timer_stop(&t_[i]); }
   void rearm(std::uint32_t i, std::uint32_t ms) { arm(i, ms); }
   void flush() {}

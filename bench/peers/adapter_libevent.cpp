@@ -105,7 +105,8 @@ class LibeventAdapter {
 }  // namespace
 
 void register_libevent(std::vector<Lib> &libs) {
-  libs.push_back({"libevent", "libevent (min-heap)", false, false, 1'000'000, &run<LibeventAdapter<false, false>>});
+  libs.push_back(
+      {"libevent", "libevent (min-heap)", false, false, 1'000'000, &run<LibeventAdapter<false, false>>});
   libs.push_back({"libevent-common", "libevent (common-timeout queues)", false, false, 1'000'000,
                   &run<LibeventAdapter<true, false>>});
   libs.push_back({"libevent-mt", "libevent (min-heap, evthread_use_pthreads)", true, false, 1'000'000,

@@ -125,7 +125,8 @@ int cmd_one(const std::map<std::string, std::string> &opt) {
   g_args.seed = std::stoull(get("seed", "42"));
   g_args.cpu = std::stoi(get("cpu", "0"));
   // Pin before any library starts a thread: they inherit the mask.
-  if (!bench::pin_to_cpu(g_args.cpu)) std::fprintf(stderr, "callout-peers: cannot pin to CPU %d\n", g_args.cpu);
+  if (!bench::pin_to_cpu(g_args.cpu))
+    std::fprintf(stderr, "callout-peers: cannot pin to CPU %d\n", g_args.cpu);
   alarm(900);  // a wedged library must not hang the whole run
   for (const Lib &l : all_libs()) {
     if (g_args.lib == l.name) {
@@ -141,7 +142,8 @@ int cmd_one(const std::map<std::string, std::string> &opt) {
 
 // Runs `self one ...` in a child; returns its stdout (one JSON line), or an
 // error line made up here if it crashed.
-std::string spawn(const std::string &self, const std::vector<std::string> &argv_s, int log_fd, const RunArgs &a) {
+std::string spawn(const std::string &self, const std::vector<std::string> &argv_s, int log_fd,
+                  const RunArgs &a) {
   int fds[2];
   if (pipe(fds) != 0) return "";
   const pid_t pid = fork();
@@ -226,8 +228,9 @@ int cmd_all(const std::map<std::string, std::string> &opt) {
     a.lib = l.name;
     a.workload = w;
     a.n = n;
-    std::vector<std::string> argv = {self, "one", "--lib", l.name, "--workload", w, "--n", std::to_string(n),
-                                     "--cpu", cpu, "--seed", "42"};
+    std::vector<std::string> argv = {self,         "one", "--lib",  l.name,
+                                     "--workload", w,     "--n",    std::to_string(n),
+                                     "--cpu",      cpu,   "--seed", "42"};
     const std::uint64_t t0 = bench::mono_ns();
     std::string line = spawn(self, argv, log_fd, a);
     const double wall_s = static_cast<double>(bench::mono_ns() - t0) * 1e-9;

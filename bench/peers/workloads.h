@@ -81,8 +81,8 @@ struct Result {
 
 void print_result(const RunArgs &a, const Result &r);
 
-constexpr std::uint32_t kChunk = 1u << 16;  // ops generated, then timed, at a time
-constexpr std::uint32_t kW3MaxMs = 100;     // W3 timeouts are in [1, kW3MaxMs] ms
+constexpr std::uint32_t kChunk = 1u << 16;         // ops generated, then timed, at a time
+constexpr std::uint32_t kW3MaxMs = 100;            // W3 timeouts are in [1, kW3MaxMs] ms
 constexpr std::uint64_t kW2CapNs = 1'500'000'000;  // W2 stops early past this much CPU time
 
 inline std::vector<std::uint32_t> random_ms(std::size_t n, std::uint32_t lo, std::uint32_t hi,
@@ -156,9 +156,13 @@ Result w2(A &a, const RunArgs &args, std::uint64_t rearms_per_timer = 10) {
 }
 
 template <class A>
-concept HasBatch = requires(A &a, const std::vector<std::uint32_t> &ms) { a.w3(ms); };
+concept HasBatch = requires(A &a, const std::vector<std::uint32_t> &ms) {
+  a.w3(ms);
+};
 template <class A>
-concept HasRealtime = requires(A &a, const std::vector<std::uint32_t> &ms) { a.w3rt(ms); };
+concept HasRealtime = requires(A &a, const std::vector<std::uint32_t> &ms) {
+  a.w3rt(ms);
+};
 
 // Fires a batch whichever way the adapter can (W4 counts its allocations).
 template <class A>
@@ -276,10 +280,10 @@ Result run(const RunArgs &args) {
 // One library (or one configuration of it) in the comparison.
 struct Lib {
   const char *name;
-  const char *label;       // row label in the report
-  bool thread_safe;        // arm/cancel may be called from any thread
-  bool is_callout;         // libcallout itself (not a "best library" candidate)
-  std::uint64_t max_n;     // largest N it is run at
+  const char *label;    // row label in the report
+  bool thread_safe;     // arm/cancel may be called from any thread
+  bool is_callout;      // libcallout itself (not a "best library" candidate)
+  std::uint64_t max_n;  // largest N it is run at
   Result (*run)(const RunArgs &);
 };
 

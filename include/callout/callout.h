@@ -34,13 +34,12 @@
 #ifndef CALLOUT_CALLOUT_H
 #define CALLOUT_CALLOUT_H
 
+#include <callout/domain.h> /* domains, clocks, giant, stats: no callout_t */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include <callout/domain.h> /* domains, clocks, giant, stats: no callout_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,7 +52,7 @@ extern "C" {
 
 /* Caller-provided storage for one callout.  Opaque; never grows. */
 typedef struct callout {
-	void *_c_store[12];
+  void *_c_store[12];
 } callout_t;
 
 /* Handler runs without the domain's giant lock. */
@@ -77,12 +76,10 @@ CALLOUT_API void callout_init(callout_t *c, unsigned flags);
  * giant), optionally | CALLOUT_RETURNUNLOCKED | CALLOUT_NODESTROY; other
  * bits are misuse. */
 
-CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags,
-                                     callout_domain_t *d);
+CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags, callout_domain_t *d);
 /* As callout_init, on domain d (NULL: as callout_init). */
 
-CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d,
-                                  pthread_mutex_t *mtx, unsigned flags);
+CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d, pthread_mutex_t *mtx, unsigned flags);
 /* As callout_init_domain, with mtx associated: the handler runs holding mtx
  * (unlocked after it, unless CALLOUT_RETURNUNLOCKED), and a stop or reset
  * made holding mtx means the handler will not run for that arming.  Never
@@ -102,8 +99,7 @@ CALLOUT_API void callout_setfunc(callout_t *c, callout_func_t func, void *arg);
 /* Sets the handler and argument that callout_schedule uses; on a pending c
  * it changes what will run.  NULL func is misuse.  Never sleeps. */
 
-CALLOUT_API void callout_reset(callout_t *c, int ticks, callout_func_t func,
-                               void *arg);
+CALLOUT_API void callout_reset(callout_t *c, int ticks, callout_func_t func, void *arg);
 /* Sets the handler and schedules c ticks from now; a pending c moves, and
  * fires once.  Clears FIRED and INVOKING, and cancels a dispatch waiting for
  * c's lock.  Ignored after a shutdown or during an async halt.  Never
@@ -166,8 +162,7 @@ CALLOUT_API bool callout_shutdown_sync(callout_t *c, pthread_mutex_t *interlock)
  * rules, same return value, sleeps).  The mark is set before it waits, so
  * the running handler cannot re-arm c. */
 
-CALLOUT_API void callout_reset_window(callout_t *c, int ticks, int slack,
-                                      callout_func_t func, void *arg);
+CALLOUT_API void callout_reset_window(callout_t *c, int ticks, int slack, callout_func_t func, void *arg);
 /* callout_reset, but the handler runs at some tick in [due, due + slack],
  * due = now + ticks: the latest multiple of the largest power of two in the
  * window, shared with other callouts to wake up less.  slack <= 0: reset. */

@@ -201,9 +201,10 @@ int to_ticks(std::chrono::duration<Rep, Period> d, unsigned hz) {
     if (d.count() <= 0) {
       whole = 0;
     } else {
-      const unsigned long long t = detail::scale(static_cast<unsigned long long>(d.count()), Period::num, hz,
-                                                 Period::den, true);
-      if (t > static_cast<unsigned long long>(kMax)) throw std::out_of_range("libcallout: timer duration out of range");
+      const unsigned long long t =
+          detail::scale(static_cast<unsigned long long>(d.count()), Period::num, hz, Period::den, true);
+      if (t > static_cast<unsigned long long>(kMax))
+        throw std::out_of_range("libcallout: timer duration out of range");
       whole = static_cast<long long>(t);
     }
   }
@@ -247,9 +248,9 @@ enum class clock_kind {
 
 // The configuration of a new domain (callout_domain_config without `size`).
 struct domain_config {
-  unsigned ncpu = 0;                          // 0: one CPU per online processor
-  unsigned hz = 1000;                         // ticks per second, 1..1000000
-  clock_kind clock = clock_kind::monotonic;   // manual: moves only by advance()
+  unsigned ncpu = 0;                         // 0: one CPU per online processor
+  unsigned hz = 1000;                        // ticks per second, 1..1000000
+  clock_kind clock = clock_kind::monotonic;  // manual: moves only by advance()
 };
 
 // BasicLockable over a domain's recursive giant lock: std::lock_guard
@@ -443,9 +444,10 @@ class spin_lock {
   std::atomic<bool> locked_{false};
 };
 
-[[noreturn]] inline void die(const char *function, const void *t, const char *name, const char *what) noexcept {
-  std::fprintf(stderr, "libcallout: timer::%s: timer \"%s\" (%p): %s\n", function, name ? name : "(unnamed)", t,
-               what);
+[[noreturn]] inline void die(const char *function, const void *t, const char *name,
+                             const char *what) noexcept {
+  std::fprintf(stderr, "libcallout: timer::%s: timer \"%s\" (%p): %s\n", function, name ? name : "(unnamed)",
+               t, what);
   std::fflush(stderr);
   std::abort();
 }
@@ -512,8 +514,8 @@ class timer {
   // the timer without allocating.
   static constexpr std::size_t inline_size = 32;
   template <class F>
-  static constexpr bool stores_inline =
-      sizeof(std::decay_t<F>) <= inline_size && alignof(std::decay_t<F>) <= alignof(std::max_align_t);
+  static constexpr bool stores_inline = sizeof(std::decay_t<F>) <= inline_size &&
+                                        alignof(std::decay_t<F>) <= alignof(std::max_align_t);
   // The most ticks a timer waits (to_ticks throws beyond it).
   static constexpr int max_ticks = INT_MAX;
 

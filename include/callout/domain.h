@@ -33,21 +33,21 @@ typedef void (*callout_func_t)(void *);
 typedef struct callout_domain callout_domain_t;
 
 enum callout_clock {
-	CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
-	CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
-	CALLOUT_CLOCK_EXTERNAL = 2,  /* monotonic ticks, no thread: an event loop runs
-	                                the handlers (callout_domain_run); 1 CPU */
-	CALLOUT_CLOCK_VIRTUAL = 3    /* (1.1) ticks move only by callout_domain_advance,
-	                                which runs the due handlers in the calling
-	                                thread, deterministically; no thread */
+  CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
+  CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
+  CALLOUT_CLOCK_EXTERNAL = 2,  /* monotonic ticks, no thread: an event loop runs
+                                  the handlers (callout_domain_run); 1 CPU */
+  CALLOUT_CLOCK_VIRTUAL = 3    /* (1.1) ticks move only by callout_domain_advance,
+                                  which runs the due handlers in the calling
+                                  thread, deterministically; no thread */
 };
 
 struct callout_domain_config {
-	size_t size;        /* sizeof(struct callout_domain_config) */
-	unsigned ncpu;      /* 0: number of online processors; at most 1024
-	                       (an external clock has exactly 1) */
-	unsigned hz;        /* ticks per second, 1..1000000; 0: 1000 */
-	enum callout_clock clock;
+  size_t size;   /* sizeof(struct callout_domain_config) */
+  unsigned ncpu; /* 0: number of online processors; at most 1024
+                    (an external clock has exactly 1) */
+  unsigned hz;   /* ticks per second, 1..1000000; 0: 1000 */
+  enum callout_clock clock;
 };
 
 /* ---- Domains: callout_domain(3) ---------------------------------------- */
@@ -56,8 +56,7 @@ CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
 /* Fills *cfg with the defaults (a CPU per online processor, 1000 Hz,
  * monotonic clock) and sets cfg->size.  Start every config from it. */
 
-CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg,
-                                      callout_domain_t **dp);
+CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp);
 /* Builds a domain and starts its softclock threads (none for an external
  * clock): 0 and *dp set.  EINVAL: NULL, bad size, hz > 10^6, ncpu > 1024 (or
  * > 1 for an external clock), unknown clock; EAGAIN or ENOMEM: no thread or
@@ -153,26 +152,26 @@ CALLOUT_API int callout_domain_check(callout_domain_t *d, FILE *out);
 /* Counters of one CPU, or of a whole domain.  The caller sets `size` to
  * sizeof(struct callout_stats) first (so the struct can grow). */
 struct callout_stats {
-	size_t size;
-	uint64_t scheduled;     /* reset/schedule of a callout that was not pending */
-	uint64_t rescheduled;   /* reset/schedule of a pending callout */
-	uint64_t stopped;       /* stops of any kind that unscheduled a callout */
-	uint64_t fired;         /* handlers invoked */
-	uint64_t fired_late;    /* ... after their due tick */
-	uint64_t late_max_ticks;/* the most ticks a handler ran late */
-	uint64_t cancelled;     /* lock-associated dispatches cancelled by stop/reset */
-	uint64_t halts;         /* halt, halt_async and shutdown_sync calls */
-	uint64_t halts_waited;  /* ... that found the callout in use elsewhere */
-	uint64_t run_ns_total;  /* time spent in handlers */
-	uint64_t run_ns_max;    /* the longest handler run (manual clock: the
-	                           longest batch run for one tick on one CPU) */
-	uint64_t pending;       /* callouts pending now */
-	uint64_t ignored;       /* reset/schedule ignored (shut down or draining) */
-	uint64_t wakeups;       /* times the softclock thread woke up */
-	/* Lateness of handler starts past the start of their due tick, monotonic
-	 * and external clocks only: bucket i counts lateness in [2^i, 2^(i+1)) ns
-	 * (bucket 0 also counts 0 ns). */
-	uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
+  size_t size;
+  uint64_t scheduled;      /* reset/schedule of a callout that was not pending */
+  uint64_t rescheduled;    /* reset/schedule of a pending callout */
+  uint64_t stopped;        /* stops of any kind that unscheduled a callout */
+  uint64_t fired;          /* handlers invoked */
+  uint64_t fired_late;     /* ... after their due tick */
+  uint64_t late_max_ticks; /* the most ticks a handler ran late */
+  uint64_t cancelled;      /* lock-associated dispatches cancelled by stop/reset */
+  uint64_t halts;          /* halt, halt_async and shutdown_sync calls */
+  uint64_t halts_waited;   /* ... that found the callout in use elsewhere */
+  uint64_t run_ns_total;   /* time spent in handlers */
+  uint64_t run_ns_max;     /* the longest handler run (manual clock: the
+                              longest batch run for one tick on one CPU) */
+  uint64_t pending;        /* callouts pending now */
+  uint64_t ignored;        /* reset/schedule ignored (shut down or draining) */
+  uint64_t wakeups;        /* times the softclock thread woke up */
+  /* Lateness of handler starts past the start of their due tick, monotonic
+   * and external clocks only: bucket i counts lateness in [2^i, 2^(i+1)) ns
+   * (bucket 0 also counts 0 ns). */
+  uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
 };
 
 CALLOUT_API int callout_domain_stats(callout_domain_t *d, int cpu, struct callout_stats *out);

@@ -43,7 +43,7 @@ extern "C" {
 
 /* Caller-provided storage for one callout.  Opaque; never grows. */
 typedef struct callout {
-	void *_c_store[12];
+  void *_c_store[12];
 } callout_t;
 
 typedef void (*callout_func_t)(void *);
@@ -56,24 +56,23 @@ typedef void (*callout_func_t)(void *);
 typedef struct callout_domain callout_domain_t;
 
 enum callout_clock {
-	CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
-	CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
-	CALLOUT_CLOCK_EXTERNAL = 2   /* monotonic ticks, no thread: an event loop runs
-	                                the handlers (callout_domain_run); 1 CPU */
+  CALLOUT_CLOCK_MONOTONIC = 0, /* ticks follow CLOCK_MONOTONIC, tickless */
+  CALLOUT_CLOCK_MANUAL = 1,    /* ticks move only by callout_domain_advance */
+  CALLOUT_CLOCK_EXTERNAL = 2   /* monotonic ticks, no thread: an event loop runs
+                                  the handlers (callout_domain_run); 1 CPU */
 };
 
 struct callout_domain_config {
-	size_t size;        /* sizeof(struct callout_domain_config) */
-	unsigned ncpu;      /* 0: number of online processors; at most 1024 */
-	unsigned hz;        /* ticks per second, 1..1000000; 0: 1000 */
-	enum callout_clock clock;
+  size_t size;   /* sizeof(struct callout_domain_config) */
+  unsigned ncpu; /* 0: number of online processors; at most 1024 */
+  unsigned hz;   /* ticks per second, 1..1000000; 0: 1000 */
+  enum callout_clock clock;
 };
 
 /* ---- Domains: callout_domain(3) ---------------------------------------- */
 
 CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
-CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg,
-                                      callout_domain_t **dp);
+CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp);
 CALLOUT_API int callout_domain_destroy(callout_domain_t *d);
 CALLOUT_API callout_domain_t *callout_domain_default(void);
 CALLOUT_API unsigned callout_domain_ncpu(const callout_domain_t *d);
@@ -87,14 +86,11 @@ CALLOUT_API void callout_giant_exit(callout_domain_t *d);
 /* ---- Callouts: callout(3) ---------------------------------------------- */
 
 CALLOUT_API void callout_init(callout_t *c, unsigned flags);
-CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags,
-                                     callout_domain_t *d);
-CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d,
-                                  pthread_mutex_t *mtx, unsigned flags);
+CALLOUT_API void callout_init_domain(callout_t *c, unsigned flags, callout_domain_t *d);
+CALLOUT_API void callout_init_mtx(callout_t *c, callout_domain_t *d, pthread_mutex_t *mtx, unsigned flags);
 CALLOUT_API void callout_destroy(callout_t *c);
 CALLOUT_API void callout_setfunc(callout_t *c, callout_func_t func, void *arg);
-CALLOUT_API void callout_reset(callout_t *c, int ticks, callout_func_t func,
-                               void *arg);
+CALLOUT_API void callout_reset(callout_t *c, int ticks, callout_func_t func, void *arg);
 CALLOUT_API void callout_schedule(callout_t *c, int ticks);
 CALLOUT_API bool callout_stop(callout_t *c);
 CALLOUT_API bool callout_halt(callout_t *c, pthread_mutex_t *interlock);
@@ -124,8 +120,7 @@ CALLOUT_API bool callout_shutdown_sync(callout_t *c, pthread_mutex_t *interlock)
 /* As callout_reset, but the handler may run at any tick in
  * [due, due + slack] (due = now + ticks); the library picks a tick that it
  * can share with other callouts, to wake up less often. */
-CALLOUT_API void callout_reset_window(callout_t *c, int ticks, int slack,
-                                      callout_func_t func, void *arg);
+CALLOUT_API void callout_reset_window(callout_t *c, int ticks, int slack, callout_func_t func, void *arg);
 
 /* ---- Event-loop embedding (CALLOUT_CLOCK_EXTERNAL domains) -------------- */
 
@@ -161,25 +156,25 @@ CALLOUT_API int callout_domain_check(callout_domain_t *d, FILE *out);
 /* Counters of one CPU, or of a whole domain.  The caller sets `size` to
  * sizeof(struct callout_stats) first (so the struct can grow). */
 struct callout_stats {
-	size_t size;
-	uint64_t scheduled;     /* reset/schedule of a callout that was not pending */
-	uint64_t rescheduled;   /* reset/schedule of a pending callout */
-	uint64_t stopped;       /* stop/halt that unscheduled a pending callout */
-	uint64_t fired;         /* handlers invoked */
-	uint64_t fired_late;    /* ... after their due tick */
-	uint64_t late_max_ticks;/* the most ticks a handler ran late */
-	uint64_t cancelled;     /* lock-associated dispatches cancelled by stop/reset */
-	uint64_t halts;         /* callout_halt calls */
-	uint64_t halts_waited;  /* ... that had to wait */
-	uint64_t run_ns_total;  /* time spent in handlers */
-	uint64_t run_ns_max;    /* the longest handler run */
-	uint64_t pending;       /* callouts pending now */
-	uint64_t ignored;       /* reset/schedule ignored (shut down or draining) */
-	uint64_t wakeups;       /* times the softclock thread woke up */
-	/* Lateness of handler starts past the start of their due tick, monotonic
-	 * clock only: bucket i counts lateness in [2^i, 2^(i+1)) ns (bucket 0
-	 * also counts 0 ns). */
-	uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
+  size_t size;
+  uint64_t scheduled;      /* reset/schedule of a callout that was not pending */
+  uint64_t rescheduled;    /* reset/schedule of a pending callout */
+  uint64_t stopped;        /* stop/halt that unscheduled a pending callout */
+  uint64_t fired;          /* handlers invoked */
+  uint64_t fired_late;     /* ... after their due tick */
+  uint64_t late_max_ticks; /* the most ticks a handler ran late */
+  uint64_t cancelled;      /* lock-associated dispatches cancelled by stop/reset */
+  uint64_t halts;          /* callout_halt calls */
+  uint64_t halts_waited;   /* ... that had to wait */
+  uint64_t run_ns_total;   /* time spent in handlers */
+  uint64_t run_ns_max;     /* the longest handler run */
+  uint64_t pending;        /* callouts pending now */
+  uint64_t ignored;        /* reset/schedule ignored (shut down or draining) */
+  uint64_t wakeups;        /* times the softclock thread woke up */
+  /* Lateness of handler starts past the start of their due tick, monotonic
+   * clock only: bucket i counts lateness in [2^i, 2^(i+1)) ns (bucket 0
+   * also counts 0 ns). */
+  uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
 };
 
 /* Sums over every CPU of d (cpu < 0) or one CPU.  0, or EINVAL for a bad

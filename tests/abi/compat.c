@@ -10,44 +10,44 @@
 static int runs;
 static void handler(void *arg) { runs += *(int *)arg; }
 
-#define CHECK(x)                                                  \
-	do {                                                      \
-		if (!(x)) {                                       \
-			fprintf(stderr, "compat: %s failed\n", #x); \
-			return 1;                                 \
-		}                                                 \
-	} while (0)
+#define CHECK(x)                                  \
+  do {                                            \
+    if (!(x)) {                                   \
+      fprintf(stderr, "compat: %s failed\n", #x); \
+      return 1;                                   \
+    }                                             \
+  } while (0)
 
 int main(void) {
-	struct callout_domain_config cfg;
-	callout_domain_t *d = NULL;
-	callout_t c;
-	int one = 1;
+  struct callout_domain_config cfg;
+  callout_domain_t *d = NULL;
+  callout_t c;
+  int one = 1;
 
-	CHECK(sizeof(callout_t) == 12 * sizeof(void *));
-	CHECK(strncmp(callout_version(), "1.", 2) == 0);
-	callout_domain_config_init(&cfg);
-	cfg.clock = CALLOUT_CLOCK_MANUAL;
-	cfg.ncpu = 2;
-	CHECK(callout_domain_create(&cfg, &d) == 0);
-	CHECK(callout_domain_ncpu(d) == 2 && callout_domain_hz(d) == 1000);
-	callout_init_domain(&c, CALLOUT_MPSAFE, d);
-	callout_bind(&c, 1);
-	callout_setfunc(&c, handler, &one);
-	callout_schedule(&c, 3);
-	CHECK(callout_pending(&c) && callout_active(&c));
-	CHECK(callout_domain_advance(d, 3) == 0 && runs == 1);
-	CHECK(callout_expired(&c) && callout_invoking(&c));
-	callout_ack(&c);
-	CHECK(!callout_invoking(&c));
-	CHECK(callout_stop(&c));
-	callout_reset(&c, 2, handler, &one);
-	CHECK(!callout_halt(&c, NULL));
-	CHECK(callout_domain_ticks(d) == 3 && callout_domain_curcpu(d) == -1);
-	CHECK(callout_domain_check(d, stderr) == 0);
-	CHECK(callout_domain_destroy(d) == EBUSY);
-	callout_destroy(&c);
-	CHECK(callout_domain_destroy(d) == 0);
-	printf("compat ok\n");
-	return 0;
+  CHECK(sizeof(callout_t) == 12 * sizeof(void *));
+  CHECK(strncmp(callout_version(), "1.", 2) == 0);
+  callout_domain_config_init(&cfg);
+  cfg.clock = CALLOUT_CLOCK_MANUAL;
+  cfg.ncpu = 2;
+  CHECK(callout_domain_create(&cfg, &d) == 0);
+  CHECK(callout_domain_ncpu(d) == 2 && callout_domain_hz(d) == 1000);
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  callout_bind(&c, 1);
+  callout_setfunc(&c, handler, &one);
+  callout_schedule(&c, 3);
+  CHECK(callout_pending(&c) && callout_active(&c));
+  CHECK(callout_domain_advance(d, 3) == 0 && runs == 1);
+  CHECK(callout_expired(&c) && callout_invoking(&c));
+  callout_ack(&c);
+  CHECK(!callout_invoking(&c));
+  CHECK(callout_stop(&c));
+  callout_reset(&c, 2, handler, &one);
+  CHECK(!callout_halt(&c, NULL));
+  CHECK(callout_domain_ticks(d) == 3 && callout_domain_curcpu(d) == -1);
+  CHECK(callout_domain_check(d, stderr) == 0);
+  CHECK(callout_domain_destroy(d) == EBUSY);
+  callout_destroy(&c);
+  CHECK(callout_domain_destroy(d) == 0);
+  printf("compat ok\n");
+  return 0;
 }

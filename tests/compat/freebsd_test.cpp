@@ -330,7 +330,7 @@ TEST(FreeBsdStopTable, DrainWaitsForADispatchBlockedOnAThirdThreadsMutexThenMinu
 TEST(FreeBsdStopTable, StopWhileRunningIsZeroAndRemovesAReArm) {
   Running r;
   ASSERT_NO_FATAL_FAILURE(r.start());
-  EXPECT_EQ(callout_stop(&r.c), 0);                    // running, nothing pending
+  EXPECT_EQ(callout_stop(&r.c), 0);                      // running, nothing pending
   EXPECT_EQ(callout_reset(&r.c, 1, probe_fn, &r.p), 0);  // re-armed by this thread
   EXPECT_TRUE(callout_pending(&r.c));
   EXPECT_EQ(callout_stop(&r.c), 0);  // still running: 0, and the re-arm is gone

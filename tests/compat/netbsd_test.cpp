@@ -51,8 +51,7 @@ struct MpsafeCallout {
   callout_t c;
   Probe p{&c, d};
 
-  MpsafeCallout(unsigned ncpu, callout_clock clk, unsigned ticks_per_s = 1000)
-      : d(ncpu, clk, ticks_per_s) {
+  MpsafeCallout(unsigned ncpu, callout_clock clk, unsigned ticks_per_s = 1000) : d(ncpu, clk, ticks_per_s) {
     callout_init_domain(&c, CALLOUT_MPSAFE, d);
   }
 };

@@ -6,13 +6,13 @@
 // due has finished), so they are deterministic; the few that need a handler
 // running while the test thread does something else call advance() from a
 // helper thread.
-#include <callout/callout.hpp>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pthread.h>
 
 #include <array>
 #include <atomic>
+#include <callout/callout.hpp>
 #include <chrono>
 #include <climits>
 #include <functional>
@@ -61,7 +61,9 @@ bool wait_until(Pred pred, std::chrono::milliseconds timeout = 10s) {
 // A gate a handler blocks on until the test opens it (bounded: 10 s).
 struct Gate {
   std::atomic<bool> open{false};
-  void wait() const { wait_until([this] { return open.load(); }); }
+  void wait() const {
+    wait_until([this] { return open.load(); });
+  }
 };
 
 // The RAII types' properties (decided in callout.hpp): a timer stays where
@@ -250,11 +252,11 @@ TEST(Callables, AnyCallableRuns) {
     big.payload[0] = 40;
     big.payload[199] = 2;
     big.out = &big_out;
-    a.reset(1ms, big);                                         // heap
-    b.reset(1ms, OverAligned{&aligned_out});                   // heap (over-aligned)
+    a.reset(1ms, big);                                        // heap
+    b.reset(1ms, OverAligned{&aligned_out});                  // heap (over-aligned)
     c.reset(1ms, std::function<void()>([&] { ++fn_runs; }));  // std::function
-    e.reset(1ms, &free_function_handler);                      // function pointer
-    f.reset(1ms, Tracked(&tracked_calls));                     // rvalue
+    e.reset(1ms, &free_function_handler);                     // function pointer
+    f.reset(1ms, Tracked(&tracked_calls));                    // rvalue
     const Tracked lvalue(&tracked_calls);
     g.reset(1ms, lvalue);  // lvalue: copied
     d.advance(2);
@@ -953,8 +955,9 @@ void halt_with_unheld_interlock() {
 }
 
 TEST_F(DeathTest, ExceptionInHandlerTerminatesNamingTheTimer) {
-  EXPECT_DEATH(throw_in_handler(),
-               "exception escaped the handler of timer \"exploding-timer\" \\(0x[0-9a-f]+, callable .*\\): boom");
+  EXPECT_DEATH(
+      throw_in_handler(),
+      "exception escaped the handler of timer \"exploding-timer\" \\(0x[0-9a-f]+, callable .*\\): boom");
 }
 
 TEST_F(DeathTest, NonStdExceptionInHandlerTerminates) {
@@ -990,8 +993,11 @@ TEST(VirtualTime, AdvanceRunsTheHandlersInTheCallingThread) {
   std::vector<int> order;
   std::thread::id ran_in;
   timer a(d), b(d);
-  a.reset(3ms, [&] { order.push_back(1); ran_in = std::this_thread::get_id(); });  // due tick 4
-  b.reset(2ms, [&] { order.push_back(2); });                                          // due tick 3
+  a.reset(3ms, [&] {
+    order.push_back(1);
+    ran_in = std::this_thread::get_id();
+  });                                         // due tick 4
+  b.reset(2ms, [&] { order.push_back(2); });  // due tick 3
   d.advance(3ms);
   EXPECT_EQ(order, std::vector<int>{2});
   d.advance(1ms);

@@ -178,7 +178,7 @@ TEST(Hz, MillionHertzMonotonic) {
     callout_init_domain(&recs[i].c, CALLOUT_MPSAFE, d);
   }
   for (int i = 0; i < kN; ++i) {
-    const int ticks = 500 * (kN - i);  // 100 ms .. 0.5 ms, armed in reverse
+    const int ticks = 500 * (kN - i);               // 100 ms .. 0.5 ms, armed in reverse
     recs[i].due = callout_domain_ticks(d) + ticks;  // a lower bound of the real due tick
     callout_reset(&recs[i].c, ticks, tick_probe, &recs[i].p);
   }
@@ -231,7 +231,8 @@ void fire_handler(void *arg) {
 // INT_MIN / 0 / -1 mean one tick.
 TEST(Ticks, IntMaxFromEveryStartingTick) {
   callout_domain_t *d = make_domain(2, CALLOUT_CLOCK_MANUAL, 1000);
-  const std::uint64_t starts[] = {0, 1, 63, 64 * 64 - 1, (1ull << 31) - 3, (1ull << 32) + 12345, (1ull << 40) + 7};
+  const std::uint64_t starts[] = {
+      0, 1, 63, 64 * 64 - 1, (1ull << 31) - 3, (1ull << 32) + 12345, (1ull << 40) + 7};
   for (const std::uint64_t start : starts) {
     const std::uint64_t now = callout_domain_ticks(d);
     if (start > now) {
@@ -373,11 +374,12 @@ TEST(Scale, TenMillionPendingOnTwoCpus) {
   st.size = sizeof st;
   ASSERT_EQ(callout_domain_stats(d, -1, &st), 0);
   EXPECT_EQ(st.pending, n);
-  std::fprintf(stderr,
-               "Scale: %zu pending callouts: RSS grew %ld bytes for %zu bytes of callouts (%.3f x, %+ld bytes "
-               "beyond them); armed in %.2f s\n",
-               n, growth, bytes, static_cast<double>(growth) / static_cast<double>(bytes),
-               growth - static_cast<long>(bytes), static_cast<double>(t_armed) / 1e6);
+  std::fprintf(
+      stderr,
+      "Scale: %zu pending callouts: RSS grew %ld bytes for %zu bytes of callouts (%.3f x, %+ld bytes "
+      "beyond them); armed in %.2f s\n",
+      n, growth, bytes, static_cast<double>(growth) / static_cast<double>(bytes),
+      growth - static_cast<long>(bytes), static_cast<double>(t_armed) / 1e6);
 #if !defined(EDGE_TSAN) && !defined(EDGE_ASAN)
   // The callouts' own pages, plus a few MiB of slack for the test's and the
   // allocator's bookkeeping; nothing per callout.
@@ -448,9 +450,15 @@ void self_freeing_run(callout_clock clk) {
     auto *o = new SelfFreeing;
     o->kind = i % 4;
     switch (o->kind) {
-      case 0: callout_init_domain(&o->c, CALLOUT_MPSAFE, d); break;
-      case 1: callout_init_domain(&o->c, 0, d); break;  // giant-locked
-      case 2: callout_init_mtx(&o->c, d, &g_shared_mtx, 0); break;
+      case 0:
+        callout_init_domain(&o->c, CALLOUT_MPSAFE, d);
+        break;
+      case 1:
+        callout_init_domain(&o->c, 0, d);
+        break;  // giant-locked
+      case 2:
+        callout_init_mtx(&o->c, d, &g_shared_mtx, 0);
+        break;
       default:
         pthread_mutex_init(&o->own, nullptr);
         callout_init_mtx(&o->c, d, &o->own, CALLOUT_RETURNUNLOCKED);
@@ -617,8 +625,8 @@ TEST(Halt, RacingHaltersOnASelfRearmingCalloutMonotonic) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(s.overlap.load(), 0);
   EXPECT_GT(s.runs.load(), 0u);
-  std::fprintf(stderr, "RacingHalters: %llu handler runs, %d halts waited\n", (unsigned long long)s.runs.load(),
-               waited.load());
+  std::fprintf(stderr, "RacingHalters: %llu handler runs, %d halts waited\n",
+               (unsigned long long)s.runs.load(), waited.load());
   callout_destroy(&c);
   EXPECT_EQ(callout_domain_check(d, stderr), 0);
   EXPECT_EQ(callout_domain_destroy(d), 0);
@@ -678,7 +686,8 @@ TEST(Advance, ResetsAndStopsRacingAdvanceNeverHang) {
   stop.store(true);
   for (auto &t : ts) t.join();
   adv.join();
-  std::fprintf(stderr, "Advance: %llu advances raced by resets and stops\n", (unsigned long long)advances.load());
+  std::fprintf(stderr, "Advance: %llu advances raced by resets and stops\n",
+               (unsigned long long)advances.load());
   for (int i = 0; i < kN; ++i) {
     callout_halt(&cs[i], nullptr);
     callout_destroy(&cs[i]);
@@ -733,7 +742,8 @@ TEST(Fork, ChildUsesTheDefaultDomain) {
   // Give the default domain's softclocks something running at fork time too.
   callout_t busy;
   callout_init_domain(&busy, CALLOUT_MPSAFE, dd);
-  callout_reset(&busy, 1, [](void *) { std::this_thread::sleep_for(2ms); }, nullptr);
+  callout_reset(
+      &busy, 1, [](void *) { std::this_thread::sleep_for(2ms); }, nullptr);
   g_pre_fork_fired.store(0);
   g_child_fired.store(0);
   std::fflush(nullptr);
@@ -756,7 +766,8 @@ TEST(Fork, ChildUsesTheDefaultDomain) {
   const int status = wait_child(pid, 15000ms, &timed_out);
   EXPECT_FALSE(timed_out) << "the child hung";
   ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the child's callout did not fire; 2: the pre-fork callout did not fire";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "1: the child's callout did not fire; 2: the pre-fork callout did not fire";
   callout_halt(&pre, nullptr);
   callout_halt(&busy, nullptr);
   callout_destroy(&pre);
@@ -893,7 +904,8 @@ TEST(Fork, ChildCreatesAndDestroysDomainsAndForksAgain) {
   const int status = wait_child(pid, 15000ms, &timed_out);
   EXPECT_FALSE(timed_out) << "the child hung";
   ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: create, 2: destroy of the new domain, 4: destroy of the parent's, 8: fork";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "1: create, 2: destroy of the new domain, 4: destroy of the parent's, 8: fork";
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 

@@ -27,13 +27,13 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -68,8 +68,9 @@ enum Act : std::uint8_t {
   kDestroySelf,    // callout_destroy(self): the handler may destroy its callout
   kActs
 };
-const char *const kActName[kActs] = {"none",      "rearm-reset", "rearm-schedule", "reset-other", "stop-other",
-                                     "stop-self", "halt-self",   "ack-self",       "destroy-self"};
+const char *const kActName[kActs] = {"none",        "rearm-reset", "rearm-schedule",
+                                     "reset-other", "stop-other",  "stop-self",
+                                     "halt-self",   "ack-self",    "destroy-self"};
 
 struct Prog {
   Act act = kNone;
@@ -202,7 +203,8 @@ struct Model {
               pl.act = p.act;
               s[i] = MSlot{};
               break;
-            default: break;
+            default:
+              break;
           }
           if (pl.act != kNone) --s[i].prog.budget;
         }
@@ -239,8 +241,10 @@ struct Failure {
       std::fprintf(stderr, "callout_fuzz: trace of the failing input:\n%s", trace.c_str());
     else
       std::fprintf(stderr, "callout_fuzz: for the trace: CALLOUT_FUZZ_TRACE=1 callout_fuzz_replay INPUT\n");
-    std::fprintf(stderr, "callout_fuzz: MISMATCH (input started at tick %llu; to replay: CALLOUT_FUZZ_START_TICK=%llu): %s\n",
-                 (unsigned long long)start_tick, (unsigned long long)start_tick, buf);
+    std::fprintf(
+        stderr,
+        "callout_fuzz: MISMATCH (input started at tick %llu; to replay: CALLOUT_FUZZ_START_TICK=%llu): %s\n",
+        (unsigned long long)start_tick, (unsigned long long)start_tick, buf);
     std::abort();
   }
   void log(const char *fmt, ...) __attribute__((format(printf, 2, 3))) {
@@ -303,7 +307,8 @@ void fuzz_handler(void *arg) {
   callout_t *self = &e->c[i];
   if (cpu < 0) handler_error(e, "slot %d: handler not on a softclock thread", i);
   if (k == kGiant && cpu != 0) handler_error(e, "slot %d: giant-locked handler on CPU %d", i, cpu);
-  if (e->bound[i] >= 0 && cpu != e->bound[i]) handler_error(e, "slot %d: bound to %d, ran on %d", i, e->bound[i], cpu);
+  if (e->bound[i] >= 0 && cpu != e->bound[i])
+    handler_error(e, "slot %d: bound to %d, ran on %d", i, e->bound[i], cpu);
   if (callout_pending(self) || !callout_expired(self) || !callout_invoking(self) || !callout_active(self))
     handler_error(e, "slot %d tick %llu: in its handler pending=%d expired=%d invoking=%d active=%d", i,
                   (unsigned long long)t, callout_pending(self), callout_expired(self), callout_invoking(self),
@@ -314,25 +319,36 @@ void fuzz_handler(void *arg) {
   } else {
     const Plan &p = it->second;
     switch (p.act) {
-      case kRearmReset: callout_reset(self, p.ticks, fuzz_handler, arg); break;
-      case kRearmSchedule: callout_schedule(self, p.ticks); break;
-      case kResetOther: callout_reset(&e->c[p.other], p.ticks, fuzz_handler, arg_of(p.other, p.other_tag)); break;
+      case kRearmReset:
+        callout_reset(self, p.ticks, fuzz_handler, arg);
+        break;
+      case kRearmSchedule:
+        callout_schedule(self, p.ticks);
+        break;
+      case kResetOther:
+        callout_reset(&e->c[p.other], p.ticks, fuzz_handler, arg_of(p.other, p.other_tag));
+        break;
       case kStopOther:
         if (callout_stop(&e->c[p.other]) != p.expect)
-          handler_error(e, "slot %d tick %llu: stop of slot %d returned %d, model %d", i, (unsigned long long)t,
-                        p.other, !p.expect, p.expect);
+          handler_error(e, "slot %d tick %llu: stop of slot %d returned %d, model %d", i,
+                        (unsigned long long)t, p.other, !p.expect, p.expect);
         break;
       case kStopSelf:
       case kHaltSelf: {
         const bool r = p.act == kStopSelf ? callout_stop(self) : callout_halt(self, nullptr);
         if (r != p.expect)
-          handler_error(e, "slot %d tick %llu: %s returned %d, model %d", i, (unsigned long long)t, kActName[p.act],
-                        r, p.expect);
+          handler_error(e, "slot %d tick %llu: %s returned %d, model %d", i, (unsigned long long)t,
+                        kActName[p.act], r, p.expect);
         break;
       }
-      case kAckSelf: callout_ack(self); break;
-      case kDestroySelf: callout_destroy(self); break;
-      default: break;
+      case kAckSelf:
+        callout_ack(self);
+        break;
+      case kDestroySelf:
+        callout_destroy(self);
+        break;
+      default:
+        break;
     }
   }
   e->inside.fetch_sub(1);
@@ -357,18 +373,32 @@ struct Reader {
   }
   // A tick count: mostly interesting values.
   int ticks() {
-    static const int special[] = {0,     -1,    1,          2,       3,       63,      64,        65,
-                                  4095,  4096,  4097,       262143,  262144,  262145,  INT_MAX,   INT_MAX - 1,
-                                  INT_MIN, -64, 1 << 20,    1 << 30, 16777215, 16777216, 1 << 24 | 1, 7};
+    static const int special[] = {0,       -1,      1,        2,           3,           63,
+                                  64,      65,      4095,     4096,        4097,        262143,
+                                  262144,  262145,  INT_MAX,  INT_MAX - 1, INT_MIN,     -64,
+                                  1 << 20, 1 << 30, 16777215, 16777216,    1 << 24 | 1, 7};
     const std::uint8_t b = byte();
     if (b < 128) return special[b % 24];
     if (b < 224) return 1 + (b - 128);  // 1..96
     return static_cast<int>(u32());
   }
   std::uint64_t advance_amount() {
-    static const std::uint64_t special[] = {0,    1,     2,          3,           5,           63,
-                                            64,   65,    4096,       262144,      INT_MAX,     1ull << 31,
-                                            (1ull << 31) + 1, 1ull << 32, 1ull << 40, 16777216};
+    static const std::uint64_t special[] = {0,
+                                            1,
+                                            2,
+                                            3,
+                                            5,
+                                            63,
+                                            64,
+                                            65,
+                                            4096,
+                                            262144,
+                                            INT_MAX,
+                                            1ull << 31,
+                                            (1ull << 31) + 1,
+                                            1ull << 32,
+                                            1ull << 40,
+                                            16777216};
     const std::uint8_t b = byte();
     if (b < 96) return special[b % 16];
     if (b < 224) return b - 95;  // 1..128
@@ -383,8 +413,8 @@ void check_predicates(Engine &e, const Model &m, Failure &f, const char *after) 
     const bool p = callout_pending(&e.c[i]), x = callout_expired(&e.c[i]), a = callout_active(&e.c[i]),
                v = callout_invoking(&e.c[i]);
     if (p != s.pending || x != s.fired || a != (s.pending || s.fired) || v != s.invoking)
-      f.fail("after %s: slot %d (%s): engine pending=%d expired=%d active=%d invoking=%d, model %d %d %d %d", after, i,
-             kKindName[s.kind], p, x, a, v, s.pending, s.fired, s.pending || s.fired, s.invoking);
+      f.fail("after %s: slot %d (%s): engine pending=%d expired=%d active=%d invoking=%d, model %d %d %d %d",
+             after, i, kKindName[s.kind], p, x, a, v, s.pending, s.fired, s.pending || s.fired, s.invoking);
   }
   if (callout_domain_ticks(e.d) != m.now)
     f.fail("after %s: ticks %llu, model %llu", after, (unsigned long long)callout_domain_ticks(e.d),
@@ -395,10 +425,18 @@ void init_slot(Engine &e, Model &m, int i, Kind k) {
   e.kind[i] = k;
   e.bound[i] = -1;
   switch (k) {
-    case kMpsafe: callout_init_domain(&e.c[i], CALLOUT_MPSAFE, e.d); break;
-    case kGiant: callout_init_domain(&e.c[i], 0, e.d); break;
-    case kMtx: callout_init_mtx(&e.c[i], e.d, &e.mtx[i % 3], CALLOUT_MPSAFE); break;
-    default: callout_init_mtx(&e.c[i], e.d, &e.mtx[i % 3], CALLOUT_RETURNUNLOCKED); break;
+    case kMpsafe:
+      callout_init_domain(&e.c[i], CALLOUT_MPSAFE, e.d);
+      break;
+    case kGiant:
+      callout_init_domain(&e.c[i], 0, e.d);
+      break;
+    case kMtx:
+      callout_init_mtx(&e.c[i], e.d, &e.mtx[i % 3], CALLOUT_MPSAFE);
+      break;
+    default:
+      callout_init_mtx(&e.c[i], e.d, &e.mtx[i % 3], CALLOUT_RETURNUNLOCKED);
+      break;
   }
   m.s[i] = MSlot{};
   m.s[i].live = true;
@@ -489,7 +527,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         const std::uint64_t due = m.now + Model::delta(t);
         m.schedule(i, due);
         callout_reset(&e.c[i], t, fuzz_handler, arg_of(i, s.tag));
-        std::snprintf(what, sizeof what, "reset %d %d (due %llu, tag %u)", i, t, (unsigned long long)due, s.tag);
+        std::snprintf(what, sizeof what, "reset %d %d (due %llu, tag %u)", i, t, (unsigned long long)due,
+                      s.tag);
         break;
       }
       case 3: {  // SCHEDULE
@@ -537,7 +576,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         m.advance(n, &want, &e.plan);
         e.runs.clear();
         const int rc = callout_domain_advance(e.d, n);
-        std::snprintf(what, sizeof what, "advance %llu (to %llu)", (unsigned long long)n, (unsigned long long)m.now);
+        std::snprintf(what, sizeof what, "advance %llu (to %llu)", (unsigned long long)n,
+                      (unsigned long long)m.now);
         f.log("%s", what);
         if (rc != 0) f.fail("advance returned %d", rc);
         // SPEC: advance returns once everything due up to the new tick has
@@ -591,8 +631,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         p.budget = in.byte() % 16;
         if (!s.live) continue;
         s.prog = p;
-        std::snprintf(what, sizeof what, "prog %d %s ticks %d other %d budget %d", i, kActName[p.act], p.ticks,
-                      p.other, p.budget);
+        std::snprintf(what, sizeof what, "prog %d %s ticks %d other %d budget %d", i, kActName[p.act],
+                      p.ticks, p.other, p.budget);
         break;
       }
       default: {  // DESTROY (only when not pending: anything else is misuse)

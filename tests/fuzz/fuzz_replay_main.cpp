@@ -51,7 +51,21 @@ struct Rng {
 // ---- the seed corpus -----------------------------------------------------------
 // The encoding is callout_fuzz.cpp's: a CPU byte, then operations whose first
 // byte picks the operation (byte % 13) and the callout ((byte >> 4) % 8).
-enum Op { kInit, kReset, kReset2, kSchedule, kSetfunc, kStop, kHalt, kAdvance, kAdvance2, kBind, kAck, kProg, kDestroy };
+enum Op {
+  kInit,
+  kReset,
+  kReset2,
+  kSchedule,
+  kSetfunc,
+  kStop,
+  kHalt,
+  kAdvance,
+  kAdvance2,
+  kBind,
+  kAck,
+  kProg,
+  kDestroy
+};
 
 std::uint8_t code(int op, int slot) {
   for (int c = 0; c < 256; ++c)
@@ -87,7 +101,17 @@ struct Builder {
 constexpr std::uint8_t T(int n) { return static_cast<std::uint8_t>(127 + n); }  // n ticks, 1..96
 constexpr std::uint8_t A(int n) { return static_cast<std::uint8_t>(95 + n); }   // advance n, 1..128
 enum { kMpsafe, kGiant, kMtx, kMtxRu };
-enum { kNone, kRearmReset, kRearmSchedule, kResetOther, kStopOther, kStopSelf, kHaltSelf, kAckSelf, kDestroySelf };
+enum {
+  kNone,
+  kRearmReset,
+  kRearmSchedule,
+  kResetOther,
+  kStopOther,
+  kStopSelf,
+  kHaltSelf,
+  kAckSelf,
+  kDestroySelf
+};
 
 bool write_seed(const std::string &dir, const std::string &name, const std::vector<std::uint8_t> &bytes) {
   const std::string path = dir + "/" + name;
@@ -215,6 +239,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "callout_fuzz_replay: no inputs\n");
     return 2;
   }
-  std::printf("callout_fuzz_replay: %zu corpus files and %zu random inputs agree with the model\n", files, random);
+  std::printf("callout_fuzz_replay: %zu corpus files and %zu random inputs agree with the model\n", files,
+              random);
   return 0;
 }

@@ -5,20 +5,19 @@
 // Manual-clock domain; a timer reset for 3 ms at hz 1000 waits 4 ticks
 // (rounded up, plus the tick in progress): advancing 3 runs nothing, one
 // more runs its handler exactly once.  Prints "ok" and returns 0 on success.
-#include <callout/callout.hpp>
-
 #include <atomic>
+#include <callout/callout.hpp>
 #include <chrono>
 #include <cstdio>
 
 using namespace std::chrono_literals;
 
-#define CHECK(cond)                                                                       \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "consumer.cpp:%d: check failed: %s\n", __LINE__, #cond);      \
-      return 1;                                                                           \
-    }                                                                                     \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "consumer.cpp:%d: check failed: %s\n", __LINE__, #cond); \
+      return 1;                                                                     \
+    }                                                                               \
   } while (0)
 
 int main() {

@@ -147,10 +147,10 @@ struct Slot;
 void dump_trace(const Slot *s);
 
 // A violation about one slot: also prints the slot's recent ledger events.
-#define slot_violation(slot, ...)  \
-  do {                             \
-    violation(__VA_ARGS__);        \
-    dump_trace(slot);              \
+#define slot_violation(slot, ...) \
+  do {                            \
+    violation(__VA_ARGS__);       \
+    dump_trace(slot);             \
   } while (0)
 
 enum Kind : int {
@@ -181,13 +181,13 @@ struct Arming {
 struct Slot {
   callout_t c;
   unsigned index = 0;
-  pthread_mutex_t m;           // the "softc lock": workers hold it around operations
+  pthread_mutex_t m;  // the "softc lock": workers hold it around operations
   std::atomic<int> kind{kMpFree};
   std::atomic<int> bound_cpu{-1};
 
   // Written under M (read by handlers, which hold M or read atomically).
-  std::atomic<bool> closing{false};  // a bind or destroy+init owns the slot
-  std::atomic<int> halting{0};       // threads inside callout_halt on it
+  std::atomic<bool> closing{false};    // a bind or destroy+init owns the slot
+  std::atomic<int> halting{0};         // threads inside callout_halt on it
   std::atomic<std::uint64_t> wseq{0};  // operations by anyone but its own handler
 
   // Written by the handler.
@@ -214,15 +214,19 @@ struct Slot {
   Event trace[kTrace]{};
   unsigned ntrace = 0;
   void note(char what, std::uint64_t g, unsigned result, std::uint64_t tick = 0) {
-    trace[ntrace++ % kTrace] = Event{what, static_cast<std::uint8_t>(kind.load()),
-                                     static_cast<std::uint8_t>(halting.load()), static_cast<std::uint8_t>(result), g,
+    trace[ntrace++ % kTrace] = Event{what,
+                                     static_cast<std::uint8_t>(kind.load()),
+                                     static_cast<std::uint8_t>(halting.load()),
+                                     static_cast<std::uint8_t>(result),
+                                     g,
                                      tick};
   }
 };
 
 void dump_trace(const Slot *s) {
   if (g_violations.load() > 40) return;
-  std::fprintf(stderr, "  slot %u, last events (oldest first): kind/halting what gen result tick\n", s->index);
+  std::fprintf(stderr, "  slot %u, last events (oldest first): kind/halting what gen result tick\n",
+               s->index);
   const unsigned n = s->ntrace < Slot::kTrace ? s->ntrace : Slot::kTrace;
   for (unsigned i = 0; i < n; ++i) {
     const Slot::Event &e = s->trace[(s->ntrace - n + i) % Slot::kTrace];
@@ -232,9 +236,9 @@ void dump_trace(const Slot *s) {
 }
 
 struct Stats {
-  std::uint64_t ops = 0, resets = 0, schedules = 0, stops = 0, stops_true = 0, halts = 0,
-                halts_waited = 0, binds = 0, reinits = 0, predicates = 0, acks = 0, runs = 0,
-                rearms = 0, cross_resets = 0, self_stops = 0;
+  std::uint64_t ops = 0, resets = 0, schedules = 0, stops = 0, stops_true = 0, halts = 0, halts_waited = 0,
+                binds = 0, reinits = 0, predicates = 0, acks = 0, runs = 0, rearms = 0, cross_resets = 0,
+                self_stops = 0;
   void add(const Stats &o) {
     ops += o.ops;
     resets += o.resets;
@@ -307,15 +311,15 @@ void ledger_run(Torture *t, Slot *s, std::uint64_t gen, std::uint64_t now) {
   auto late_check = [&](const Arming &a) {
     if (now < a.min_due)
       slot_violation(s, "slot %u (%s): arming %llu ran at tick %llu, before its due tick >= %llu", s->index,
-                kKindName[s->kind.load()], (unsigned long long)gen, (unsigned long long)now,
-                (unsigned long long)a.min_due);
+                     kKindName[s->kind.load()], (unsigned long long)gen, (unsigned long long)now,
+                     (unsigned long long)a.min_due);
   };
   auto drop_older_than = [&](std::uint64_t g) {
     while (!s->older.empty() && s->older.front().gen < g) {
       const Arming &o = s->older.front();
       if (o.must_run && !o.ran)
-        slot_violation(s, "slot %u: arming %llu was invoked (stop returned true) but arming %llu ran first", s->index,
-                  (unsigned long long)o.gen, (unsigned long long)g);
+        slot_violation(s, "slot %u: arming %llu was invoked (stop returned true) but arming %llu ran first",
+                       s->index, (unsigned long long)o.gen, (unsigned long long)g);
       s->older.pop_front();
     }
   };
@@ -324,10 +328,10 @@ void ledger_run(Torture *t, Slot *s, std::uint64_t gen, std::uint64_t now) {
     Arming &a = s->cur;
     if (a.ran) {
       slot_violation(s, "slot %u (%s): arming %llu ran twice", s->index, kKindName[s->kind.load()],
-                (unsigned long long)gen);
+                     (unsigned long long)gen);
     } else if (!a.live && !a.must_run && !a.excused) {
       slot_violation(s, "slot %u (%s): arming %llu ran after stop returned false or halt returned", s->index,
-                kKindName[s->kind.load()], (unsigned long long)gen);
+                     kKindName[s->kind.load()], (unsigned long long)gen);
     }
     late_check(a);
     a.ran = true;
@@ -336,10 +340,12 @@ void ledger_run(Torture *t, Slot *s, std::uint64_t gen, std::uint64_t now) {
   }
   auto it = std::find_if(s->older.begin(), s->older.end(), [&](const Arming &a) { return a.gen == gen; });
   if (it == s->older.end()) {
-    slot_violation(s, "slot %u (%s): arming %llu ran but cannot run (stopped, superseded under its lock, halted, "
-              "already ran, or out of order; current %llu)",
-              s->index, kKindName[s->kind.load()], (unsigned long long)gen,
-              (unsigned long long)(s->has_cur ? s->cur.gen : 0));
+    slot_violation(
+        s,
+        "slot %u (%s): arming %llu ran but cannot run (stopped, superseded under its lock, halted, "
+        "already ran, or out of order; current %llu)",
+        s->index, kKindName[s->kind.load()], (unsigned long long)gen,
+        (unsigned long long)(s->has_cur ? s->cur.gen : 0));
     return;
   }
   late_check(*it);
@@ -354,21 +360,24 @@ void ledger_stop(Slot *s, bool r, bool excl, const char *who) {
   const Kind k = static_cast<Kind>(s->kind.load());
   if (!s->has_cur || !s->cur.live) {
     if (r)
-      slot_violation(s, "slot %u (%s): %s returned true but nothing was armed since the last stop", s->index, kKindName[k],
-                who);
+      slot_violation(s, "slot %u (%s): %s returned true but nothing was armed since the last stop", s->index,
+                     kKindName[k], who);
     if (s->has_cur && r) s->cur.must_run = true;
     return;
   }
   Arming &a = s->cur;
   a.live = false;
   if (a.ran) {
-    if (!r) slot_violation(s, "slot %u (%s): %s returned false although the handler ran", s->index, kKindName[k], who);
+    if (!r)
+      slot_violation(s, "slot %u (%s): %s returned false although the handler ran", s->index, kKindName[k],
+                     who);
     return;
   }
   if (r) {
     if (excl)
-      slot_violation(s, "slot %u (%s): %s under the associated lock returned true but the handler has not run", s->index,
-                kKindName[k], who);
+      slot_violation(s,
+                     "slot %u (%s): %s under the associated lock returned true but the handler has not run",
+                     s->index, kKindName[k], who);
     a.must_run = true;
   }
 }
@@ -389,8 +398,8 @@ void ledger_halt_end(Slot *s, std::uint64_t first_after, bool window_ops) {
   s->note('E', first_after, window_ops);
   auto settle = [&](Arming &a) {
     if (a.must_run && !a.ran)
-      slot_violation(s, "slot %u (%s): halt returned before the invoked handler of arming %llu finished", s->index,
-                kKindName[s->kind.load()], (unsigned long long)a.gen);
+      slot_violation(s, "slot %u (%s): halt returned before the invoked handler of arming %llu finished",
+                     s->index, kKindName[s->kind.load()], (unsigned long long)a.gen);
     a.live = false;
     a.excused = false;
     a.must_run = false;
@@ -431,7 +440,8 @@ int random_ticks(Torture *t, Rng &r) {
     static const int neg[] = {0, 0, -1, -7, INT_MIN};
     return neg[r.below(5)];
   }
-  if (p < 80) return 1 + static_cast<int>(r.below(static_cast<unsigned>(t->max_ticks) < 8 ? t->max_ticks : 8));
+  if (p < 80)
+    return 1 + static_cast<int>(r.below(static_cast<unsigned>(t->max_ticks) < 8 ? t->max_ticks : 8));
   if (p < 97 || !t->manual) return 1 + static_cast<int>(r.below(static_cast<unsigned>(t->max_ticks)));
   static const int big[] = {INT_MAX, INT_MAX - 1, 1 << 20, 1 << 30, 4096, 262144};
   return big[r.below(6)];
@@ -466,12 +476,21 @@ void init_slot(Torture *t, Slot *s, Kind k) {
   s->kind.store(k);
   s->bound_cpu.store(-1);
   switch (k) {
-    case kMtx: callout_init_mtx(&s->c, t->d, &s->m, 0); break;
-    case kMtxRu: callout_init_mtx(&s->c, t->d, &s->m, CALLOUT_RETURNUNLOCKED); break;
+    case kMtx:
+      callout_init_mtx(&s->c, t->d, &s->m, 0);
+      break;
+    case kMtxRu:
+      callout_init_mtx(&s->c, t->d, &s->m, CALLOUT_RETURNUNLOCKED);
+      break;
     case kMpLocking:
-    case kMpFree: callout_init_domain(&s->c, CALLOUT_MPSAFE, t->d); break;
-    case kGiant: callout_init_domain(&s->c, 0, t->d); break;
-    default: std::abort();
+    case kMpFree:
+      callout_init_domain(&s->c, CALLOUT_MPSAFE, t->d);
+      break;
+    case kGiant:
+      callout_init_domain(&s->c, 0, t->d);
+      break;
+    default:
+      std::abort();
   }
 }
 
@@ -492,19 +511,22 @@ bool do_halt(Torture *t, Slot *s, Kind k, bool interlock, Stats &st) {
   std::lock_guard<std::mutex> g(s->L);
   s->halting.fetch_sub(1);
   const bool window_ops = s->wseq.load() != wseq0;
-  if (!r && window_ops) slot_violation(s, "slot %u (%s): halt returned false but released its interlock", s->index, kKindName[k]);
+  if (!r && window_ops)
+    slot_violation(s, "slot %u (%s): halt returned false but released its interlock", s->index, kKindName[k]);
   // (halt() == true is not checked against the handler's counters: a
   // handler past its last statement still counts as running until it
   // returns.  edge_test.cpp checks both values deterministically.)
   s->note('E', 0, r);
   if (!window_ops) {
     if (callout_pending(&s->c))
-      slot_violation(s, "slot %u (%s): pending after halt returned (nobody reset it since)", s->index, kKindName[k]);
+      slot_violation(s, "slot %u (%s): pending after halt returned (nobody reset it since)", s->index,
+                     kKindName[k]);
     if (s->inside.load() != 0)
       slot_violation(s, "slot %u (%s): handler running after halt returned", s->index, kKindName[k]);
   } else if (s->inside.load() != 0 && s->running_gen.load() < first_after && s->running_gen.load() != 0) {
-    slot_violation(s, "slot %u (%s): handler of arming %llu (armed before the halt) running after halt returned",
-              s->index, kKindName[k], (unsigned long long)s->running_gen.load());
+    slot_violation(s,
+                   "slot %u (%s): handler of arming %llu (armed before the halt) running after halt returned",
+                   s->index, kKindName[k], (unsigned long long)s->running_gen.load());
   }
   ledger_halt_end(s, first_after, window_ops);
   if (window_ops) {
@@ -536,21 +558,25 @@ void check_predicates(Torture *t, Slot *s, Kind k, Stats &st) {
   if (s->halting.load() != 0) return;  // another thread's halt may stop it any time
   const bool cur_live = s->has_cur && s->cur.live;
   if (p && !(cur_live && !s->cur.ran))
-    slot_violation(s, "slot %u (%s): pending, but the ledger has no live unfired arming", s->index, kKindName[k]);
+    slot_violation(s, "slot %u (%s): pending, but the ledger has no live unfired arming", s->index,
+                   kKindName[k]);
   if (exclusive(k)) {
     // The handler cannot run (we hold its lock), so FIRED and INVOKING are stable.
     const bool want_e = cur_live && s->cur.ran;
     if (e != want_e)
       slot_violation(s, "slot %u (%s): expired()=%d, ledger says %d", s->index, kKindName[k], e, want_e);
     if (i != s->invoking)
-      slot_violation(s, "slot %u (%s): invoking()=%d, ledger says %d", s->index, kKindName[k], i, s->invoking);
+      slot_violation(s, "slot %u (%s): invoking()=%d, ledger says %d", s->index, kKindName[k], i,
+                     s->invoking);
     // PENDING may drop between the loads (the softclock pops without our
     // lock); FIRED cannot change.  The loads are in the order p, e, a.
     if ((!p && a != e) || (e && !a))
-      slot_violation(s, "slot %u (%s): active()=%d, pending()=%d, expired()=%d", s->index, kKindName[k], a, p, e);
+      slot_violation(s, "slot %u (%s): active()=%d, pending()=%d, expired()=%d", s->index, kKindName[k], a, p,
+                     e);
   } else {
     if (e && !cur_live)
-      slot_violation(s, "slot %u (%s): expired() with no live arming (stop clears FIRED)", s->index, kKindName[k]);
+      slot_violation(s, "slot %u (%s): expired() with no live arming (stop clears FIRED)", s->index,
+                     kKindName[k]);
   }
   (void)t;
 }
@@ -610,7 +636,8 @@ void worker_op(Torture *t, Rng &r, Stats &st) {
     s->invoking = false;
     s->note('A', 0, 0);
     if (excl && s->halting.load() == 0 && callout_invoking(&s->c))
-      slot_violation(s, "slot %u (%s): invoking() after ack under the associated lock", s->index, kKindName[k]);
+      slot_violation(s, "slot %u (%s): invoking() after ack under the associated lock", s->index,
+                     kKindName[k]);
   } else if (bind && k != kGiant) {
     s->closing.store(true);
     do_halt(t, s, k, true, st);
@@ -678,13 +705,16 @@ void handler(void *arg) {
   const int cpu = callout_domain_curcpu(t->d);
   if (cpu < 0) slot_violation(s, "slot %u: handler not on a softclock thread of its domain", s->index);
   const int bound = s->bound_cpu.load();
-  if (bound >= 0 && cpu != bound) slot_violation(s, "slot %u: bound to CPU %d, ran on CPU %d", s->index, bound, cpu);
-  if (k == kGiant && cpu != 0) slot_violation(s, "slot %u: giant-locked callout ran on CPU %d", s->index, cpu);
+  if (bound >= 0 && cpu != bound)
+    slot_violation(s, "slot %u: bound to CPU %d, ran on CPU %d", s->index, bound, cpu);
+  if (k == kGiant && cpu != 0)
+    slot_violation(s, "slot %u: giant-locked callout ran on CPU %d", s->index, cpu);
   if (k == kMtx || k == kMtxRu) {
     // M is an error-checking mutex: locking it again must say we hold it.
     const int rc = pthread_mutex_lock(&s->m);
     if (rc != EDEADLK) {
-      slot_violation(s, "slot %u (%s): handler runs without its associated mutex (lock: %d)", s->index, kKindName[k], rc);
+      slot_violation(s, "slot %u (%s): handler runs without its associated mutex (lock: %d)", s->index,
+                     kKindName[k], rc);
       if (rc == 0) pthread_mutex_unlock(&s->m);
     }
   }
@@ -703,8 +733,8 @@ void handler(void *arg) {
       // (INVOKING only for exclusive kinds: an MPSAFE handler takes M after
       // its invocation, so a worker may have acked meanwhile.)
       if (callout_pending(&s->c) || !callout_expired(&s->c) || (exclusive(k) && !callout_invoking(&s->c)))
-        slot_violation(s, "slot %u (%s): in its handler: pending=%d expired=%d invoking=%d", s->index, kKindName[k],
-                  callout_pending(&s->c), callout_expired(&s->c), callout_invoking(&s->c));
+        slot_violation(s, "slot %u (%s): in its handler: pending=%d expired=%d invoking=%d", s->index,
+                       kKindName[k], callout_pending(&s->c), callout_expired(&s->c), callout_invoking(&s->c));
       hst.ops += 3;
     }
     if (locked && current && rng.one_in(24)) {
@@ -714,7 +744,8 @@ void handler(void *arg) {
         ledger_stop(s, res, true, "stop from own handler");
       } else {
         ledger_halt_begin(s);
-        if (callout_halt(&s->c, nullptr)) slot_violation(s, "slot %u: halt from its own handler waited", s->index);
+        if (callout_halt(&s->c, nullptr))
+          slot_violation(s, "slot %u: halt from its own handler waited", s->index);
         if (s->cur.live) slot_violation(s, "slot %u: ledger", s->index);
         s->cur.excused = false;
       }
@@ -791,23 +822,24 @@ void drain_and_settle(Torture *t) {
       std::lock_guard<std::mutex> g(s->L);
       const Kind k = static_cast<Kind>(s->kind.load());
       if (callout_pending(&s->c))
-        slot_violation(s, "slot %u (%s): still pending after the clock passed every due tick", s->index, kKindName[k]);
+        slot_violation(s, "slot %u (%s): still pending after the clock passed every due tick", s->index,
+                       kKindName[k]);
       if (s->has_cur) {
         Arming &a = s->cur;
         if (a.live && !a.ran && !a.maybe)
-          slot_violation(s, "slot %u (%s): arming %llu (due >= %llu) was never stopped and never ran: lost", s->index,
-                    kKindName[k], (unsigned long long)a.gen, (unsigned long long)a.min_due);
+          slot_violation(s, "slot %u (%s): arming %llu (due >= %llu) was never stopped and never ran: lost",
+                         s->index, kKindName[k], (unsigned long long)a.gen, (unsigned long long)a.min_due);
         if (a.must_run && !a.ran)
-          slot_violation(s, "slot %u (%s): stop returned true for arming %llu but it never ran", s->index, kKindName[k],
-                    (unsigned long long)a.gen);
+          slot_violation(s, "slot %u (%s): stop returned true for arming %llu but it never ran", s->index,
+                         kKindName[k], (unsigned long long)a.gen);
         if (a.live && !a.ran) a.live = false;  // a maybe-arming cancelled by a halt
         a.must_run = false;
         a.excused = false;
       }
       for (Arming &o : s->older)
         if (o.must_run && !o.ran)
-          slot_violation(s, "slot %u (%s): stop returned true for arming %llu but it never ran", s->index, kKindName[k],
-                    (unsigned long long)o.gen);
+          slot_violation(s, "slot %u (%s): stop returned true for arming %llu but it never ran", s->index,
+                         kKindName[k], (unsigned long long)o.gen);
       s->older.clear();
     }
     pthread_mutex_unlock(&s->m);
@@ -860,7 +892,8 @@ void run_config(const Config &cfg) {
     pthread_mutexattr_destroy(&ma);
     t->slots.push_back(std::move(s));
   }
-  for (unsigned i = 0; i < kSlots; ++i) init_slot(t.get(), t->slots[i].get(), static_cast<Kind>(i % kNumKinds));
+  for (unsigned i = 0; i < kSlots; ++i)
+    init_slot(t.get(), t->slots[i].get(), static_cast<Kind>(i % kNumKinds));
 
   // A watchdog turns a deadlock (a halt that never returns) into a failure.
   std::mutex wd_mu;
@@ -886,7 +919,8 @@ void run_config(const Config &cfg) {
   });
 
   const auto start = SteadyClock::now();
-  const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(seconds));
+  const auto end =
+      start + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(seconds));
   const double round_s = std::clamp(seconds / 8, 0.25, 3.0);
   unsigned round = 0;
   std::uint64_t ops_done = 0;
@@ -933,7 +967,8 @@ void run_config(const Config &cfg) {
     progress.fetch_add(1);
     if (ops_target > 0 ? ops_done >= ops_target : SteadyClock::now() >= end) break;
     if (ops_target > 0 && (round % 20) == 0)
-      std::fprintf(stderr, "torture %s: %llu ops after %u rounds\n", cfg.name, (unsigned long long)ops_done, round);
+      std::fprintf(stderr, "torture %s: %llu ops after %u rounds\n", cfg.name, (unsigned long long)ops_done,
+                   round);
   }
 
   // Tear down: every slot halted and destroyed, then the domain.
@@ -959,18 +994,19 @@ void run_config(const Config &cfg) {
 
   const double secs = std::chrono::duration<double>(SteadyClock::now() - start).count();
   const Stats &s = t->total;
-  std::fprintf(stderr,
-               "torture %s: %llu operations in %.1f s (%.0f/s), %u rounds: resets %llu, schedules %llu, stops %llu "
-               "(true %llu), halts %llu (waited %llu), binds %llu, destroy+init %llu, predicate checks %llu, acks "
-               "%llu; handler runs %llu, self re-arms %llu, cross resets %llu, self stop/halt %llu; engine: fired "
-               "%llu, dispatches cancelled %llu, halts waited %llu; violations %llu\n",
-               cfg.name, (unsigned long long)s.ops, secs, s.ops / secs, round, (unsigned long long)s.resets,
-               (unsigned long long)s.schedules, (unsigned long long)s.stops, (unsigned long long)s.stops_true,
-               (unsigned long long)s.halts, (unsigned long long)s.halts_waited, (unsigned long long)s.binds,
-               (unsigned long long)s.reinits, (unsigned long long)s.predicates, (unsigned long long)s.acks,
-               (unsigned long long)s.runs, (unsigned long long)s.rearms, (unsigned long long)s.cross_resets,
-               (unsigned long long)s.self_stops, (unsigned long long)cs.fired, (unsigned long long)cs.cancelled,
-               (unsigned long long)cs.halts_waited, (unsigned long long)g_violations.load());
+  std::fprintf(
+      stderr,
+      "torture %s: %llu operations in %.1f s (%.0f/s), %u rounds: resets %llu, schedules %llu, stops %llu "
+      "(true %llu), halts %llu (waited %llu), binds %llu, destroy+init %llu, predicate checks %llu, acks "
+      "%llu; handler runs %llu, self re-arms %llu, cross resets %llu, self stop/halt %llu; engine: fired "
+      "%llu, dispatches cancelled %llu, halts waited %llu; violations %llu\n",
+      cfg.name, (unsigned long long)s.ops, secs, s.ops / secs, round, (unsigned long long)s.resets,
+      (unsigned long long)s.schedules, (unsigned long long)s.stops, (unsigned long long)s.stops_true,
+      (unsigned long long)s.halts, (unsigned long long)s.halts_waited, (unsigned long long)s.binds,
+      (unsigned long long)s.reinits, (unsigned long long)s.predicates, (unsigned long long)s.acks,
+      (unsigned long long)s.runs, (unsigned long long)s.rearms, (unsigned long long)s.cross_resets,
+      (unsigned long long)s.self_stops, (unsigned long long)cs.fired, (unsigned long long)cs.cancelled,
+      (unsigned long long)cs.halts_waited, (unsigned long long)g_violations.load());
   EXPECT_EQ(g_violations.load(), 0u) << "see the TORTURE VIOLATION lines above";
   EXPECT_GT(s.runs, 0u);
 }

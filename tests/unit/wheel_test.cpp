@@ -297,7 +297,8 @@ class LockstepT {
     std::size_t visits = 0;
     wheel_.for_each([&](const WheelNode *n, u32) {
       ++visits;
-      if (n >= nodes_.data() && n < nodes_.data() + nodes_.size()) ++seen[static_cast<std::size_t>(n - nodes_.data())];
+      if (n >= nodes_.data() && n < nodes_.data() + nodes_.size())
+        ++seen[static_cast<std::size_t>(n - nodes_.data())];
     });
     EXPECT_EQ(visits, live);
     for (std::size_t id = 0; id < shadow_.size(); ++id)
@@ -353,8 +354,8 @@ TEST(WheelTopLevel, BucketTimeAndFiring) {
 struct Scenario {
   const char *name;
   u64 seed;
-  u64 start;           // the initial now()
-  std::size_t nodes;   // node pool size
+  u64 start;          // the initial now()
+  std::size_t nodes;  // node pool size
   int steps;
   u64 near;            // near due offsets and small advances: [0, near]
   int far_pct;         // of new due ticks, % far (2^31, 2^40, digit boundaries, top of range)
@@ -371,12 +372,18 @@ std::ostream &operator<<(std::ostream &os, const Scenario &sc) { return os << sc
 u64 random_due(Rng &rng, u64 now, const Scenario &sc, int bits = 6) {
   if (percent(rng) < sc.far_pct) {
     switch (below_eq(rng, 7)) {
-      case 0: return add_sat(now, below_eq(rng, kIntMax));
-      case 1: return add_sat(now, kIntMax);
-      case 2: return add_sat(now, kIntMax + 1 + below_eq(rng, 64));
-      case 3: return add_sat(now, below_eq(rng, k2Pow40));
-      case 4: return kMax - below_eq(rng, u64{1} << 20);
-      case 5: return now + below_eq(rng, kMax - now);  // anywhere ahead
+      case 0:
+        return add_sat(now, below_eq(rng, kIntMax));
+      case 1:
+        return add_sat(now, kIntMax);
+      case 2:
+        return add_sat(now, kIntMax + 1 + below_eq(rng, 64));
+      case 3:
+        return add_sat(now, below_eq(rng, k2Pow40));
+      case 4:
+        return kMax - below_eq(rng, u64{1} << 20);
+      case 5:
+        return now + below_eq(rng, kMax - now);  // anywhere ahead
       default: {
         // Around the next multiple of 2^(bits*k): crosses digit k.
         const int k = 1 + static_cast<int>(below_eq(rng, bits == 6 ? 9 : static_cast<u64>(63 / bits - 1)));
@@ -386,10 +393,14 @@ u64 random_due(Rng &rng, u64 now, const Scenario &sc, int bits = 6) {
     }
   }
   switch (below_eq(rng, 7)) {
-    case 0: return sub_sat(now, below_eq(rng, sc.near));  // due <= now: late
-    case 1: return add_sat(now, 1);
-    case 2: return add_sat(now | ((u64{1} << bits) - 1), below_eq(rng, 2));  // around the next level-0 wrap
-    default: return add_sat(now, below_eq(rng, sc.near));
+    case 0:
+      return sub_sat(now, below_eq(rng, sc.near));  // due <= now: late
+    case 1:
+      return add_sat(now, 1);
+    case 2:
+      return add_sat(now | ((u64{1} << bits) - 1), below_eq(rng, 2));  // around the next level-0 wrap
+    default:
+      return add_sat(now, below_eq(rng, sc.near));
   }
 }
 
@@ -494,7 +505,9 @@ constexpr Scenario kScenarios[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, WheelScenario, ::testing::ValuesIn(kScenarios),
-                         [](const ::testing::TestParamInfo<Scenario> &p) { return std::string(p.param.name); });
+                         [](const ::testing::TestParamInfo<Scenario> &p) {
+                           return std::string(p.param.name);
+                         });
 
 // ---- stepping to next_due(): exact firing and cascade counts --------------
 
@@ -562,10 +575,18 @@ TEST(WheelCost, SingleFarNodeTakesOneStepPerCascade) {
     for (int i = 0; i < 400; ++i) {
       u64 due;
       switch (i % 4) {
-        case 0: due = add_sat(start, 1 + below_eq(rng, k2Pow31)); break;
-        case 1: due = add_sat(start, k2Pow31); break;
-        case 2: due = add_sat(start, 1 + below_eq(rng, k2Pow40)); break;
-        default: due = start + 1 + below_eq(rng, kMax - start - 1); break;
+        case 0:
+          due = add_sat(start, 1 + below_eq(rng, k2Pow31));
+          break;
+        case 1:
+          due = add_sat(start, k2Pow31);
+          break;
+        case 2:
+          due = add_sat(start, 1 + below_eq(rng, k2Pow40));
+          break;
+        default:
+          due = start + 1 + below_eq(rng, kMax - start - 1);
+          break;
       }
       Wheel w;
       w.advance(start);
@@ -854,12 +875,12 @@ TEST(WheelEdges, DigitBoundaryPlacementFromZero) {
       {65, 64 + 1, 64},
       {4095, 64 + 63, 4032},
       {4096, 128 + 1, 4096},
-      {262144, 192 + 1, 262144},                     // 64^3
-      {kIntMax, 5 * 64 + 1, u64{1} << 30},           // bit 30 is the top of digit 5
+      {262144, 192 + 1, 262144},            // 64^3
+      {kIntMax, 5 * 64 + 1, u64{1} << 30},  // bit 30 is the top of digit 5
       {k2Pow31, 5 * 64 + 2, k2Pow31},
       {k2Pow32 - 1, 5 * 64 + 3, 3 * (u64{1} << 30)},
       {k2Pow40, 6 * 64 + 16, k2Pow40},
-      {u64{1} << 60, 10 * 64 + 1, u64{1} << 60},     // top level
+      {u64{1} << 60, 10 * 64 + 1, u64{1} << 60},  // top level
       {kMax, 10 * 64 + 15, u64{15} << 60},
   };
   Wheel w;
@@ -1156,7 +1177,7 @@ TEST(WheelBoundedCascade, UnawareCallersStillSeeEveryNodeOnTime) {
   EXPECT_EQ(w.next_due(), 70u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.remove(&b);
-  w.insert(&b, 320);  // level 1 slot 5 from now 64
+  w.insert(&b, 320);     // level 1 slot 5 from now 64
   w.begin_advance(256);  // passes slot 4: c goes to the cascade list
   EXPECT_TRUE(w.cascading());
   w.begin_advance(300);  // places c against 256 first, then passes it
@@ -1217,8 +1238,8 @@ void run_bounded_cascade() {
         w.remove(&nodes[id]);
         m[id] = Model{};
       } else if (r < 40) {
-        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kSlots) && nodes[id].where < W::kExpired &&
-                                     w.bucket_time(nodes[id].where) <= now;
+        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kSlots) &&
+                                     nodes[id].where < W::kExpired && w.bucket_time(nodes[id].where) <= now;
         const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, 300)) : due();
         w.reschedule(&nodes[id], d);
         if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kSlots)) ++lazy_on_cascade_list;

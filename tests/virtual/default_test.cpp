@@ -165,8 +165,8 @@ TEST(Parent, NoOrEmptyEnvironmentGivesTheMonotonicDefault) {
 
 // A malformed value aborts at first use with a message naming the variable.
 TEST(Parent, MalformedEnvironmentDies) {
-  const char *bad[] = {"clock=sundial", "hz=abc", "hz=", "bogus=1", "clock", "ncpu=5000",
-                       "hz=2000000",    "clock=external,ncpu=2"};
+  const char *bad[] = {"clock=sundial", "hz=abc",    "hz=",        "bogus=1",
+                       "clock",         "ncpu=5000", "hz=2000000", "clock=external,ncpu=2"};
   for (const char *value : bad) {
     int status = -1;
     const std::string out = run_child("Child.MalformedEnvironmentAborts", value, &status);

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "fbsd_callouts.h"
 #include "../test_util.h"
+#include "fbsd_callouts.h"
 
 namespace {
 
@@ -188,7 +188,10 @@ struct Program {
     Program *p = s->p;
     p->trace.emplace_back(callout_domain_ticks(p->d), s->id);
     switch (p->pick(10)) {
-      case 0: case 1: case 2: case 3:
+      case 0:
+      case 1:
+      case 2:
+      case 3:
         callout_schedule(&s->c, 1 + static_cast<int>(p->pick(40)));
         break;
       case 4: {
@@ -227,7 +230,9 @@ struct Program {
     for (int step = 0; step < 400; ++step) {
       for (int k = 0; k < 3; ++k) {
         switch (pick(6)) {
-          case 0: case 1: case 2: {
+          case 0:
+          case 1:
+          case 2: {
             callout_t *c = any();
             callout_schedule(c, 1 + static_cast<int>(pick(60)));
             break;
@@ -520,7 +525,8 @@ TEST(Drain, WaitsForAHandlerThatAdvanceRunsOnAVirtualClock) {
     a_finished_at_return = a_finished.load();
     drained = true;
   });
-  EXPECT_TRUE(stays_false([&] { return drained.load(); }, 100ms)) << "drain returned while advance ran a handler";
+  EXPECT_TRUE(stays_false([&] { return drained.load(); }, 100ms))
+      << "drain returned while advance ran a handler";
   gate.open();
   drainer.join();
   EXPECT_TRUE(a_finished_at_return.load());

@@ -48,7 +48,7 @@ extern "C" {
 
 /* A FreeBSD callout: opaque storage, the same 12 pointers as callout_t. */
 struct callout {
-	void *_c_store[12];
+  void *_c_store[12];
 };
 
 typedef int64_t sbintime_t;
@@ -78,27 +78,33 @@ typedef int64_t sbintime_t;
 #define SBT_MAX 0x7fffffffffffffffLL
 /* Conversions (never early: to sbintime_t rounded up; from it, down). */
 static inline sbintime_t mstosbt(int64_t ms) {
-	return (sbintime_t)((uint64_t)ms / 1000 * 4294967296ULL + ((uint64_t)ms % 1000 * 4294967296ULL + 999) / 1000);
+  return (sbintime_t)((uint64_t)ms / 1000 * 4294967296ULL +
+                      ((uint64_t)ms % 1000 * 4294967296ULL + 999) / 1000);
 }
 static inline sbintime_t ustosbt(int64_t us) {
-	return (sbintime_t)((uint64_t)us / 1000000 * 4294967296ULL + ((uint64_t)us % 1000000 * 4294967296ULL + 999999) / 1000000);
+  return (sbintime_t)((uint64_t)us / 1000000 * 4294967296ULL +
+                      ((uint64_t)us % 1000000 * 4294967296ULL + 999999) / 1000000);
 }
 static inline sbintime_t nstosbt(int64_t ns) {
-	return (sbintime_t)((uint64_t)ns / 1000000000 * 4294967296ULL +
-	                    ((uint64_t)ns % 1000000000 * 4294967296ULL + 999999999) / 1000000000);
+  return (sbintime_t)((uint64_t)ns / 1000000000 * 4294967296ULL +
+                      ((uint64_t)ns % 1000000000 * 4294967296ULL + 999999999) / 1000000000);
 }
-static inline int64_t sbttoms(sbintime_t sbt) { return (int64_t)(((uint64_t)sbt >> 32) * 1000 + (((uint64_t)sbt & 0xffffffffu) * 1000 >> 32)); }
+static inline int64_t sbttoms(sbintime_t sbt) {
+  return (int64_t)(((uint64_t)sbt >> 32) * 1000 + (((uint64_t)sbt & 0xffffffffu) * 1000 >> 32));
+}
 static inline int64_t sbttous(sbintime_t sbt) {
-	return (int64_t)(((uint64_t)sbt >> 32) * 1000000 + (((uint64_t)sbt & 0xffffffffu) * 1000000 >> 32));
+  return (int64_t)(((uint64_t)sbt >> 32) * 1000000 + (((uint64_t)sbt & 0xffffffffu) * 1000000 >> 32));
 }
 
 /* ---- The library side (CALLOUT_1.1); use the FreeBSD names below ------- */
 
 CALLOUT_API void callout_fbsd_init(struct callout *c, int mpsafe, callout_domain_t *d);
 /* callout_init (d NULL: the calling thread's domain). */
-CALLOUT_API void callout_fbsd_init_mtx(struct callout *c, pthread_mutex_t *mtx, int flags, callout_domain_t *d);
+CALLOUT_API void callout_fbsd_init_mtx(struct callout *c, pthread_mutex_t *mtx, int flags,
+                                       callout_domain_t *d);
 /* callout_init_mtx; flags other than RETURNUNLOCKED/SHAREDLOCK are misuse. */
-CALLOUT_API int callout_fbsd_reset_ticks(struct callout *c, int ticks, callout_func_t func, void *arg, int cpu);
+CALLOUT_API int callout_fbsd_reset_ticks(struct callout *c, int ticks, callout_func_t func, void *arg,
+                                         int cpu);
 /* The tick resets and schedules (func NULL: keep the handler); cpu -1:
  * stay, -2: the caller's CPU.  1 if it replaced a pending arming, else 0. */
 CALLOUT_API int callout_fbsd_reset_sbt(struct callout *c, sbintime_t sbt, sbintime_t pr, callout_func_t func,
@@ -125,22 +131,24 @@ CALLOUT_API sbintime_t callout_fbsd_sbinuptime(void);
 /* Scheduling: each returns 1 if it replaced a pending arming (or cancelled
  * a dispatch waiting for the callout's lock), else 0.  ticks <= 0 means 1. */
 #define callout_reset(c, ticks_, func, arg) callout_fbsd_reset_ticks((c), (ticks_), (func), (arg), -1)
-#define callout_reset_on(c, ticks_, func, arg, cpu) callout_fbsd_reset_ticks((c), (ticks_), (func), (arg), (cpu))
+#define callout_reset_on(c, ticks_, func, arg, cpu) \
+  callout_fbsd_reset_ticks((c), (ticks_), (func), (arg), (cpu))
 #define callout_reset_curcpu(c, ticks_, func, arg) callout_fbsd_reset_ticks((c), (ticks_), (func), (arg), -2)
 #define callout_reset_sbt(c, sbt, pr, func, arg, flags) \
-	callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), -1, (flags))
+  callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), -1, (flags))
 #define callout_reset_sbt_on(c, sbt, pr, func, arg, cpu, flags) \
-	callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), (cpu), (flags))
+  callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), (cpu), (flags))
 #define callout_reset_sbt_curcpu(c, sbt, pr, func, arg, flags) \
-	callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), -2, (flags))
+  callout_fbsd_reset_sbt((c), (sbt), (pr), (func), (arg), -2, (flags))
 #define callout_schedule(c, ticks_) callout_fbsd_reset_ticks((c), (ticks_), NULL, NULL, -1)
 #define callout_schedule_on(c, ticks_, cpu) callout_fbsd_reset_ticks((c), (ticks_), NULL, NULL, (cpu))
 #define callout_schedule_curcpu(c, ticks_) callout_fbsd_reset_ticks((c), (ticks_), NULL, NULL, -2)
-#define callout_schedule_sbt(c, sbt, pr, flags) callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, -1, (flags))
+#define callout_schedule_sbt(c, sbt, pr, flags) \
+  callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, -1, (flags))
 #define callout_schedule_sbt_on(c, sbt, pr, cpu, flags) \
-	callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, (cpu), (flags))
+  callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, (cpu), (flags))
 #define callout_schedule_sbt_curcpu(c, sbt, pr, flags) \
-	callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, -2, (flags))
+  callout_fbsd_reset_sbt((c), (sbt), (pr), NULL, NULL, -2, (flags))
 
 /* Stopping: 1 = was pending and is stopped; 0 = being serviced, could not
  * be stopped; -1 = neither pending nor serviced.  stop and async_drain never

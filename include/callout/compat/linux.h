@@ -54,17 +54,17 @@ extern "C" {
 #define TIMER_IRQSAFE 0x00200000u    /* accepted; no interrupts here */
 
 struct timer_list {
-	callout_t _callout;                        /* opaque */
-	void (*function)(struct timer_list *);     /* the handler */
-	unsigned long expires;                     /* absolute, in jiffies */
-	unsigned int flags;                        /* TIMER_* given to timer_setup */
+  callout_t _callout;                    /* opaque */
+  void (*function)(struct timer_list *); /* the handler */
+  unsigned long expires;                 /* absolute, in jiffies */
+  unsigned int flags;                    /* TIMER_* given to timer_setup */
 };
 
 /* ---- The library side (CALLOUT_1.1); use the Linux names below ---------- */
 
 CALLOUT_API void callout_linux_setup(callout_t *c, unsigned flags, callout_domain_t *d);
-CALLOUT_API int callout_linux_mod(callout_t *c, unsigned long expires, unsigned jhz, callout_func_t run, void *arg,
-                                  int mode);
+CALLOUT_API int callout_linux_mod(callout_t *c, unsigned long expires, unsigned jhz, callout_func_t run,
+                                  void *arg, int mode);
 /* mode 0 mod_timer, 1 mod_timer_pending, 2 add_timer: 1 if it was pending. */
 CALLOUT_API int callout_linux_delete(callout_t *c, int sync, int shutdown);
 /* 1 if it took a pending arming out, else 0. */
@@ -74,8 +74,8 @@ CALLOUT_API unsigned long callout_linux_jiffies(unsigned jhz);
  * with the timer (it does not touch the timer afterwards: the function may
  * free it). */
 static inline void callout_linux_run_(void *t) {
-	struct timer_list *timer = (struct timer_list *)t;
-	timer->function(timer);
+  struct timer_list *timer = (struct timer_list *)t;
+  timer->function(timer);
 }
 
 /* ---- Linux's names ---------------------------------------------------- */
@@ -84,10 +84,10 @@ static inline void callout_linux_run_(void *t) {
 
 static inline void timer_setup_on(struct timer_list *t, void (*fn)(struct timer_list *), unsigned int flags,
                                   callout_domain_t *d) {
-	callout_linux_setup(&t->_callout, flags, d);
-	t->function = fn;
-	t->expires = 0;
-	t->flags = flags;
+  callout_linux_setup(&t->_callout, flags, d);
+  t->function = fn;
+  t->expires = 0;
+  t->flags = flags;
 }
 /* Prepares t to run fn(t) (clears a shutdown).  Any thread; never sleeps. */
 #define timer_setup(t, fn, flags) timer_setup_on((t), (fn), (flags), NULL)
@@ -96,39 +96,40 @@ static inline void destroy_timer_on_stack(struct timer_list *t) { (void)t; }
 
 /* The structure that holds `timer` (a timer_list pointer) in its member
  * `field`: from_timer(conn, timer, retransmit_timer). */
-#define from_timer(var, timer, field) \
-	((__typeof__(var))((char *)(timer) - offsetof(__typeof__(*(var)), field)))
+#define from_timer(var, timer, field) ((__typeof__(var))((char *)(timer)-offsetof(__typeof__(*(var)), field)))
 #define timer_container_of(var, timer, field) from_timer(var, timer, field)
 
 static inline int mod_timer(struct timer_list *t, unsigned long expires) {
-	t->expires = expires;
-	return callout_linux_mod(&t->_callout, expires, HZ, callout_linux_run_, t, 0);
+  t->expires = expires;
+  return callout_linux_mod(&t->_callout, expires, HZ, callout_linux_run_, t, 0);
 }
 /* Arms t for jiffy `expires` (past: the next tick): 1 if it was pending, 0
  * if not (also when ignored after timer_shutdown).  Never sleeps. */
 
 static inline int mod_timer_pending(struct timer_list *t, unsigned long expires) {
-	return callout_linux_mod(&t->_callout, expires, HZ, callout_linux_run_, t, 1);
+  return callout_linux_mod(&t->_callout, expires, HZ, callout_linux_run_, t, 1);
 }
 /* mod_timer only if t is pending: 1 if it was (and is moved), else 0. */
 
 static inline void add_timer(struct timer_list *t) {
-	(void)callout_linux_mod(&t->_callout, t->expires, HZ, callout_linux_run_, t, 2);
+  (void)callout_linux_mod(&t->_callout, t->expires, HZ, callout_linux_run_, t, 2);
 }
 /* Arms t for t->expires; misuse if t is pending. */
 
 static inline int timer_reduce(struct timer_list *t, unsigned long expires) {
-	if (callout_pending(&t->_callout) && (long)(t->expires - expires) <= 0) return 1;
-	return mod_timer(t, expires);
+  if (callout_pending(&t->_callout) && (long)(t->expires - expires) <= 0) return 1;
+  return mod_timer(t, expires);
 }
 /* mod_timer, but only ever earlier for a pending timer. */
 
 static inline int timer_pending(const struct timer_list *t) {
-	return callout_pending((callout_t *)&t->_callout);
+  return callout_pending((callout_t *)&t->_callout);
 }
 /* Whether t is armed and not yet dispatched (stale unless serialised). */
 
-static inline int callout_linux_timer_delete(struct timer_list *t) { return callout_linux_delete(&t->_callout, 0, 0); }
+static inline int callout_linux_timer_delete(struct timer_list *t) {
+  return callout_linux_delete(&t->_callout, 0, 0);
+}
 /* timer_delete: disarms t without waiting: 1 if it was pending, else 0. */
 
 static inline int timer_delete_sync(struct timer_list *t) { return callout_linux_delete(&t->_callout, 1, 0); }
@@ -137,7 +138,9 @@ static inline int timer_delete_sync(struct timer_list *t) { return callout_linux
  * Sleeps; not from t's own function, nor holding a lock it takes. */
 
 static inline int timer_shutdown(struct timer_list *t) { return callout_linux_delete(&t->_callout, 0, 1); }
-static inline int timer_shutdown_sync(struct timer_list *t) { return callout_linux_delete(&t->_callout, 1, 1); }
+static inline int timer_shutdown_sync(struct timer_list *t) {
+  return callout_linux_delete(&t->_callout, 1, 1);
+}
 /* timer_delete / timer_delete_sync, and every later arm of t is ignored
  * until timer_setup(). */
 
@@ -151,13 +154,17 @@ static inline int timer_shutdown_sync(struct timer_list *t) { return callout_lin
 #define time_before_eq(a, b) time_after_eq(b, a)
 #define time_in_range(a, b, c) (time_after_eq(a, b) && time_before_eq(a, c))
 static inline unsigned long msecs_to_jiffies(unsigned int m) {
-	return (unsigned long)(((uint64_t)m * HZ + 999) / 1000);
+  return (unsigned long)(((uint64_t)m * HZ + 999) / 1000);
 }
 static inline unsigned long usecs_to_jiffies(unsigned int u) {
-	return (unsigned long)(((uint64_t)u * HZ + 999999) / 1000000);
+  return (unsigned long)(((uint64_t)u * HZ + 999999) / 1000000);
 }
-static inline unsigned int jiffies_to_msecs(unsigned long j) { return (unsigned int)((uint64_t)j * 1000 / HZ); }
-static inline unsigned int jiffies_to_usecs(unsigned long j) { return (unsigned int)((uint64_t)j * 1000000 / HZ); }
+static inline unsigned int jiffies_to_msecs(unsigned long j) {
+  return (unsigned int)((uint64_t)j * 1000 / HZ);
+}
+static inline unsigned int jiffies_to_usecs(unsigned long j) {
+  return (unsigned int)((uint64_t)j * 1000000 / HZ);
+}
 
 #ifdef __cplusplus
 }
@@ -165,7 +172,8 @@ static inline unsigned int jiffies_to_usecs(unsigned long j) { return (unsigned 
 inline int timer_delete(struct timer_list *t) { return callout_linux_timer_delete(t); }
 #elif defined(__USE_POSIX199309)
 /* C with POSIX timers declared: dispatch on the argument's type. */
-#define timer_delete(t) _Generic((t), struct timer_list *: callout_linux_timer_delete, default: timer_delete)(t)
+#define timer_delete(t) \
+  _Generic((t), struct timer_list * : callout_linux_timer_delete, default : timer_delete)(t)
 #else
 #define timer_delete(t) callout_linux_timer_delete(t)
 #endif

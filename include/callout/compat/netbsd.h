@@ -43,9 +43,9 @@ typedef pthread_mutex_t kmutex_t;
 #define IPL_SOFTNET 0
 #define IPL_VM 0
 static inline void mutex_init(kmutex_t *m, int type, int ipl) {
-	(void)type;
-	(void)ipl;
-	pthread_mutex_init(m, NULL);
+  (void)type;
+  (void)ipl;
+  pthread_mutex_init(m, NULL);
 }
 static inline void mutex_destroy(kmutex_t *m) { pthread_mutex_destroy(m); }
 static inline void mutex_enter(kmutex_t *m) { pthread_mutex_lock(m); }
@@ -59,25 +59,25 @@ static inline unsigned cpu_index(const struct cpu_info *ci) { return (unsigned)(
 /* The CPU whose handler the caller runs; CPU 0 for a thread that is not a
  * softclock (it has no CPU of the domain). */
 static inline struct cpu_info *callout_netbsd_curcpu(void) {
-	int i = callout_domain_curcpu(callout_domain_current());
-	return cpu_lookup(i < 0 ? 0u : (unsigned)i);
+  int i = callout_domain_curcpu(callout_domain_current());
+  return cpu_lookup(i < 0 ? 0u : (unsigned)i);
 }
 #define curcpu() callout_netbsd_curcpu()
 
 static inline void callout_netbsd_ticks_check_(const char *function, callout_t *c, int ticks_) {
-	if (ticks_ < 0) {
-		fprintf(stderr, "libcallout: %s: callout %p: negative tick count %d (NetBSD requires ticks >= 0)\n", function,
-		        (void *)c, ticks_);
-		abort();
-	}
+  if (ticks_ < 0) {
+    fprintf(stderr, "libcallout: %s: callout %p: negative tick count %d (NetBSD requires ticks >= 0)\n",
+            function, (void *)c, ticks_);
+    abort();
+  }
 }
 static inline void callout_netbsd_reset_(callout_t *c, int ticks_, callout_func_t func, void *arg) {
-	callout_netbsd_ticks_check_("callout_reset", c, ticks_);
-	callout_reset(c, ticks_, func, arg);
+  callout_netbsd_ticks_check_("callout_reset", c, ticks_);
+  callout_reset(c, ticks_, func, arg);
 }
 static inline void callout_netbsd_schedule_(callout_t *c, int ticks_) {
-	callout_netbsd_ticks_check_("callout_schedule", c, ticks_);
-	callout_schedule(c, ticks_);
+  callout_netbsd_ticks_check_("callout_schedule", c, ticks_);
+  callout_schedule(c, ticks_);
 }
 #define callout_reset(c, ticks_, func, arg) callout_netbsd_reset_((c), (ticks_), (func), (arg))
 #define callout_schedule(c, ticks_) callout_netbsd_schedule_((c), (ticks_))
@@ -90,7 +90,7 @@ static inline int getticks(void) { return (int)(unsigned)callout_domain_ticks(ca
 #endif
 
 static inline void callout_netbsd_kernel_lock_(int n) {
-	while (n-- > 0) callout_giant_enter(callout_domain_current());
+  while (n-- > 0) callout_giant_enter(callout_domain_current());
 }
 #define KERNEL_LOCK(n, l) callout_netbsd_kernel_lock_(n)
 #define KERNEL_UNLOCK_ONE(l) callout_giant_exit(callout_domain_current())
