@@ -719,6 +719,18 @@ int wait_child(pid_t pid, std::chrono::milliseconds timeout, bool *timed_out) {
   }
 }
 
+// Waits (15 s at most) for a fork child that reports failures as bits of
+// its exit status; `codes` says what the bits mean.
+::testing::AssertionResult child_succeeded(pid_t pid, const char *codes) {
+  bool timed_out;
+  const int status = wait_child(pid, 15000ms, &timed_out);
+  if (timed_out) return ::testing::AssertionFailure() << "the child hung";
+  if (!WIFEXITED(status)) return ::testing::AssertionFailure() << "child status " << status;
+  if (WEXITSTATUS(status) != 0)
+    return ::testing::AssertionFailure() << "child exit status " << WEXITSTATUS(status) << " " << codes;
+  return ::testing::AssertionSuccess();
+}
+
 std::atomic<int> g_pre_fork_fired{0};
 std::atomic<int> g_child_fired{0};
 void count_pre_fork(void *) { g_pre_fork_fired.fetch_add(1); }
@@ -762,12 +774,8 @@ TEST(Fork, ChildUsesTheDefaultDomain) {
     if (callout_domain_curcpu(dd) != -1) rc |= 4;
     _exit(rc);
   }
-  bool timed_out;
-  const int status = wait_child(pid, 15000ms, &timed_out);
-  EXPECT_FALSE(timed_out) << "the child hung";
-  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "1: the child's callout did not fire; 2: the pre-fork callout did not fire";
+  ASSERT_TRUE(
+      child_succeeded(pid, "1: the child's callout did not fire; 2: the pre-fork callout did not fire"));
   callout_halt(&pre, nullptr);
   callout_halt(&busy, nullptr);
   callout_destroy(&pre);
@@ -793,11 +801,7 @@ TEST(Fork, ChildAdvancesAPrivateManualDomain) {
     if (callout_domain_advance(d, 1) != 0 || g_pre_fork_fired.load() != 2) rc |= 2;
     _exit(rc);
   }
-  bool timed_out;
-  const int status = wait_child(pid, 15000ms, &timed_out);
-  EXPECT_FALSE(timed_out) << "the child hung";
-  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(child_succeeded(pid, ""));
   EXPECT_EQ(g_pre_fork_fired.load(), 0);  // the parent's clock did not move
   for (int i = 0; i < 2; ++i) {
     EXPECT_TRUE(callout_stop(&c[i]) == false);
@@ -828,11 +832,7 @@ TEST(Fork, ExternalClockChildDoesNotDisarmTheParentsTimer) {
     callout_domain_run(d);  // nothing pending in the child: disarms its timer
     _exit(callout_domain_next_timeout(d) == -1 ? 0 : 1);
   }
-  bool timed_out;
-  const int status = wait_child(pid, 15000ms, &timed_out);
-  EXPECT_FALSE(timed_out) << "the child hung";
-  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(child_succeeded(pid, ""));
   pollfd p{fd, POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 10000), 1) << "the parent's timerfd was disarmed by the child";
   EXPECT_EQ(callout_domain_run(d), 1u);
@@ -900,12 +900,8 @@ TEST(Fork, ChildCreatesAndDestroysDomainsAndForksAgain) {
       rc |= 8;
     _exit(rc);
   }
-  bool timed_out;
-  const int status = wait_child(pid, 15000ms, &timed_out);
-  EXPECT_FALSE(timed_out) << "the child hung";
-  ASSERT_TRUE(WIFEXITED(status)) << "child status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "1: create, 2: destroy of the new domain, 4: destroy of the parent's, 8: fork";
+  ASSERT_TRUE(
+      child_succeeded(pid, "1: create, 2: destroy of the new domain, 4: destroy of the parent's, 8: fork"));
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
