@@ -1,7 +1,7 @@
 // callout_impl.h -- the private layout of a callout inside callout_t.
 //
 // The public callout_t is 12 pointers of opaque storage and may never grow
-// (the seed's ABI promise).  This struct is what lives in it; the
+// (the ABI rule of include/callout/callout.h).  This struct is what lives in it; the
 // static_asserts below keep it inside, and aligned.  If a field is ever
 // added and the struct no longer fits, reorder or pack it: the public size
 // may not change.
@@ -30,7 +30,9 @@ struct Cpu;
 
 // The state bits (NetBSD's values) and the internal ones.
 enum : std::uint32_t {
-  kBound = 0x0001,     // never migrates: callout_bind, or giant-locked
+  kBound = 0x0001,     // never migrates to a resetting softclock: callout_bind,
+                       // giant-locked, FreeBSD (moved by callout_reset_on
+                       // only) or Linux's TIMER_PINNED
   kPending = 0x0002,   // in a wheel (bucket or expired list)
   kFired = 0x0004,     // invoked since the last reset/schedule/stop
   kInvoking = 0x0008,  // invoked and not yet acknowledged
@@ -38,7 +40,8 @@ enum : std::uint32_t {
   kGiant = 0x1000,     // runs under the domain's giant lock (not MPSAFE, no mutex)
   kMutex = 0x2000,     // runs under its own associated mutex (callout_init_mtx)
   kShutdown = 0x4000,  // callout_shutdown: reset/schedule are ignored until init
-  kDraining = 0x8000,  // callout_halt_async pending: reset/schedule are ignored
+  kDraining = 0x8000,  // callout_halt_async (or FreeBSD's callout_async_drain)
+                       // pending: reset/schedule are ignored
   // The kernel-KPI layer (compat.cpp):
   kFreeBSD = 0x10000,  // FreeBSD's rules: resets ignored while a drain waits
   kActive = 0x20000,   // FreeBSD's ACTIVE: set by its resets, cleared by its
