@@ -15,7 +15,7 @@
 //     when the caller holds that lock (always assumed for a mutex, as
 //     FreeBSD asserts it; checked for giant); a native stop always cancels.
 //   - FreeBSD ignores a reset while a drain waits for the callout (kFreeBSD
-//     in schedule_locked), and keeps ACTIVE (kActive) as its own flag.
+//     in resets_ignored), and keeps ACTIVE (kActive) as its own flag.
 // FreeBSD and Linux callouts are CALLOUT_NODESTROY: their memory may be
 // freed once they are neither pending nor running, with no call.
 #include <errno.h>
@@ -71,7 +71,7 @@ Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) NO_TH
 // FreeBSD's reset: arms c at `due` (func NULL: keep the handler, as
 // callout_schedule does) on CPU `cpu` (see target_cpu).  Returns 1 if it
 // replaced a pending arming or cancelled a dispatch waiting for c's lock,
-// else 0 (also when ignored because a drain waits).
+// else 0 (also when ignored: resets_ignored).
 int fbsd_reset(callout_t *c, std::uint64_t due_delta, int slack, callout_func_t func, void *arg, int cpu,
                const char *function) NO_THREAD_SAFETY_ANALYSIS {
   CalloutImpl *ci = checked(c, function);
