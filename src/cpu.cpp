@@ -263,9 +263,10 @@ unsigned run_expired(Cpu *cpu) {
 
 namespace {
 
-// Nodes re-placed per CPU-lock hold in a cascade: about 30 to 80 us here
-// (a node costs 1 to 2.7 us when its cache lines must be fetched, measured
-// in bench/analysis.md), inside the 50 us a reset may wait for the lock.
+// Nodes re-placed per CPU-lock hold in a cascade.  bench/analysis.md
+// measured about 1 us per node re-placed (a cache and a TLB miss on the
+// callout), so a hold of 32 stays near the 50 us a reset should at most
+// wait for the lock.
 constexpr std::size_t kCascadeBudget = 32;
 
 void name_thread(Cpu *cpu) {

@@ -146,8 +146,8 @@ unsigned run_expired(Cpu *cpu) REQUIRES(cpu->lock);
 // disarms) and records it in wake_tick.
 void arm_timer(Cpu *cpu, std::uint64_t tick) REQUIRES(cpu->lock);
 
-// Makes the calling thread act as cpu's softclock (callout_domain_run);
-// returns the previous value.
+// Makes the calling thread act as cpu's softclock (callout_domain_run, and
+// callout_domain_advance on a virtual clock); returns the previous value.
 Cpu *set_current_cpu(Cpu *cpu);
 
 }  // namespace libcallout::internal
