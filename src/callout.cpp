@@ -244,8 +244,8 @@ void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_m
 /*
  * callout_init: prepares c (caller-provided storage) on the domain of the
  * calling softclock thread, or on the default domain.  flags: 0 (handler runs
- * under giant) or CALLOUT_MPSAFE, optionally CALLOUT_RETURNUNLOCKED; others
- * are misuse.  Cannot fail, allocates nothing.  Any thread, never sleeps
+ * under giant) or CALLOUT_MPSAFE, optionally CALLOUT_RETURNUNLOCKED and
+ * CALLOUT_NODESTROY; others are misuse.  Cannot fail, allocates nothing.  Any thread, never sleeps
  * (but the first use of the default domain starts its threads).
  */
 extern "C" void callout_init(callout_t *c, unsigned flags) {

@@ -263,7 +263,8 @@ extern "C" int callout_domain_create(const struct callout_domain_config *cfg, ca
 
 /*
  * callout_domain_destroy: joins d's threads and frees it.  EBUSY (nothing
- * changed) while a callout initialised on d is not destroyed; EINVAL for
+ * changed) while a callout initialised on d is not destroyed or a callout
+ * of d is pending; EINVAL for
  * the default domain or NULL; EDEADLK from one of d's own softclock threads.
  * Blocks until the threads exit; not from a handler of d.
  */

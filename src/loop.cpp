@@ -15,7 +15,7 @@ using namespace libcallout::internal;
 /*
  * callout_domain_next_timeout: nanoseconds until the start of the earliest
  * tick at which something may be due on d (0: something is due now; -1:
- * nothing is pending, or d has a manual clock).  It may be early (a lazily
+ * nothing is pending, or d has a manual or virtual clock).  It may be early (a lazily
  * rescheduled callout), never late.  Any thread; never sleeps.
  */
 extern "C" int64_t callout_domain_next_timeout(callout_domain_t *d) {
