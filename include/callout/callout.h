@@ -4,8 +4,8 @@
  * A callout is a one-shot timer: a handler, its argument and a due tick.
  * It lives in a domain: a set of CPUs, each with a lock, a timing wheel and
  * a softclock thread that runs the handlers of the callouts homed on it,
- * and a clock that counts ticks of 1/hz s (monotonic, manual for tests, or
- * driven by an event loop).  Most programs use the default domain.
+ * and a clock that counts ticks of 1/hz s (monotonic, manual or virtual for
+ * tests, or driven by an event loop).  Most programs use the default domain.
  *
  * The C ABI and nothing else: the opaque callout_t, the flags and the
  * prototypes (this file), the domain configuration and the domain's
@@ -14,7 +14,8 @@
  * returns in each outcome, whether it may block, and who may call it.  The
  * man pages callout(3) and callout_domain(3) are the long form.  Terms:
  *   handler       a callout's function, run by its CPU's softclock thread
- *                 (or by callout_domain_run() for an external clock);
+ *                 (or by callout_domain_run() for an external clock, by
+ *                 callout_domain_advance() for a virtual one);
  *   dispatching   the softclock has taken a due callout off its wheel and
  *                 waits for the callout's associated lock (giant or its
  *                 mutex) before it invokes the handler;

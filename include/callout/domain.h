@@ -58,7 +58,7 @@ CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
 
 CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp);
 /* Builds a domain and starts its softclock threads (none for an external
- * clock): 0 and *dp set.  EINVAL: NULL, bad size, hz > 10^6, ncpu > 1024 (or
+ * or virtual clock): 0 and *dp set.  EINVAL: NULL, bad size, hz > 10^6, ncpu > 1024 (or
  * > 1 for an external clock), unknown clock; EAGAIN or ENOMEM: no thread or
  * memory.  On error *dp is untouched and nothing leaks.  May block briefly. */
 
@@ -85,7 +85,8 @@ CALLOUT_API uint64_t callout_domain_ticks(const callout_domain_t *d);
 
 CALLOUT_API int callout_domain_curcpu(const callout_domain_t *d);
 /* The CPU index when the caller is a softclock thread of d (a handler of d,
- * or a thread inside callout_domain_run(d)), else -1. */
+ * a thread inside callout_domain_run(d), or one running d's handlers in a
+ * virtual callout_domain_advance(d)), else -1. */
 
 CALLOUT_API int callout_domain_advance(callout_domain_t *d, uint64_t nticks);
 /* Manual and virtual clocks only (else EINVAL): moves the clock nticks
@@ -125,7 +126,8 @@ CALLOUT_API callout_domain_t *callout_domain_current(void);
 
 CALLOUT_API int64_t callout_domain_next_timeout(callout_domain_t *d);
 /* Nanoseconds until the start of the earliest tick with work on d: 0 if
- * something is due, -1 if nothing is pending or the clock is manual.
+ * something is due, -1 if nothing is pending or the clock is manual or
+ * virtual.
  * Possibly early, never late.  Never sleeps. */
 
 CALLOUT_API unsigned callout_domain_run(callout_domain_t *d);

@@ -106,7 +106,8 @@ CALLOUT_API void callout_fbsd_init_mtx(struct callout *c, pthread_mutex_t *mtx, 
 CALLOUT_API int callout_fbsd_reset_ticks(struct callout *c, int ticks, callout_func_t func, void *arg,
                                          int cpu);
 /* The tick resets and schedules (func NULL: keep the handler); cpu -1:
- * stay, -2: the caller's CPU.  1 if it replaced a pending arming, else 0. */
+ * stay, -2: the caller's CPU.  1 if it replaced a pending arming (or
+ * cancelled a dispatch waiting for the callout's lock), else 0. */
 CALLOUT_API int callout_fbsd_reset_sbt(struct callout *c, sbintime_t sbt, sbintime_t pr, callout_func_t func,
                                        void *arg, int cpu, int flags);
 /* The sbintime_t resets; same returns. */
