@@ -6,7 +6,7 @@
 
 Reads what scripts/bench.sh left in the results directory (peers.jsonl,
 gbench.json, mono_*.json, machine.txt, profile.*.txt, libs.tsv), writes the
-report with a markdown table per workload, the targets of issue 4 as ratios
+report with a markdown table per workload, the performance targets as ratios
 measured in this one run (met or MISSED, never reworded), the profiles, and
 PNG plots of ns/op against N (gnuplot, else matplotlib, else none).  The
 hand-written analysis in --notes is included as it is.  Python standard
@@ -31,7 +31,7 @@ WORKLOAD_METRICS = [
     ("w3_fire_rt", "W3rt", "fire_rt_ns", "W3 expiry in real time: ns per fired timer (the same, each library's"
      " blocking loop sleeping until each next deadline; wake-ups included)"),
 ]
-REFERENCE = {  # issue 4: best packaged or baseline library, median ns/op, "this kind of machine"
+REFERENCE = {  # the targets' reference: best packaged or baseline library, median ns/op, "this kind of machine"
     "w1_arm": {100000: 13.6, 1000000: 14.2},
     "w1_cancel": {100000: 25.6, 1000000: 70.6},
     "w2_rearm": {100000: 32.8, 1000000: 108.5},

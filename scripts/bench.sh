@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh -- run every libcallout benchmark and regenerate
-# docs/PERFORMANCE.md and the plots in docs/perf/ (issue 4).
+# docs/PERFORMANCE.md and the plots in docs/perf/.
 #
 #   ./scripts/bench.sh            the full run (about 15-20 minutes)
 #   ./scripts/bench.sh --quick    a smoke run: N up to 10^5, fewer repetitions,
