@@ -1,6 +1,7 @@
 /* compat.c -- built against the frozen 1.0 header (tests/abi/callout_v1.h),
  * linked against the current shared library: the 1.0 ABI promise (the ABI
- * rule of include/callout/callout.h), checked.  Exercises every 1.0 entry point once and prints "compat ok". */
+ * rule of include/callout/callout.h), checked.  Exercises every 1.0 entry
+ * point once and prints "compat ok". */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
