@@ -1,9 +1,9 @@
 // callout_ops.h -- the state machine's primitives, shared by the native
 // entry points (callout.cpp) and the kernel-KPI entry points (compat.cpp).
 //
-// Every primitive works on a callout whose CPU lock the caller holds (found
-// with lock_callout()), except halt_common(), which takes and drops it as it
-// waits.  The native functions and the FreeBSD/Linux ones differ only in
+// The *_locked primitives work on a callout whose CPU lock the caller holds
+// (found with lock_callout()); halt_common() takes and drops it as it waits,
+// and init_common() takes the new home's lock itself.  The native functions and the FreeBSD/Linux ones differ only in
 // what they report and in a few policy choices (whether a stop cancels a
 // dispatch waiting for its lock, whether resets are ignored while a drain
 // waits); the transitions themselves are these, so both APIs keep the same

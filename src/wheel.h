@@ -4,8 +4,10 @@
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
 // 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
 // value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
-// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No locks, no threads, no clock: the
-// owner (one CPU of a domain) holds its lock around every call and says what "now" is by calling advance().
+// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No
+// locks, no threads, no clock: the owner (one CPU of a domain) holds its
+// lock around every call and says what "now" is by calling advance() (or
+// begin_advance()).
 //
 // Placement rule.  A node due at tick `due > now` goes to level
 //   L = (index of the highest bit in which due and now differ) / D
