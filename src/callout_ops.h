@@ -3,11 +3,12 @@
 //
 // The *_locked primitives work on a callout whose CPU lock the caller holds
 // (found with lock_callout()); halt_common() takes and drops it as it waits,
-// and init_common() takes the new home's lock itself.  The native functions and the FreeBSD/Linux ones differ only in
-// what they report and in a few policy choices (whether a stop cancels a
-// dispatch waiting for its lock, whether resets are ignored while a drain
-// waits); the transitions themselves are these, so both APIs keep the same
-// invariants (docs/DESIGN.md, "State machine").
+// and init_common() takes the new home's lock itself.  The native functions
+// and the FreeBSD/Linux ones differ only in what they report and in a few
+// policy choices (whether a stop cancels a dispatch waiting for its lock,
+// whether resets are ignored while a drain waits); the transitions
+// themselves are these, so both APIs keep the same invariants
+// (docs/DESIGN.md, "State machine").
 #ifndef CALLOUT_SRC_CALLOUT_OPS_H
 #define CALLOUT_SRC_CALLOUT_OPS_H
 
