@@ -727,34 +727,6 @@ TEST(PredicateTest, AckInsideHandlerClearsInvoking) {
 }
 
 // ============================================================================
-// Halt on a quiescent manual domain
-// ============================================================================
-
-TEST(HaltTest, ReturnsFalseWhenNothingIsRunning) {
-  Domain d(2);
-  std::atomic<int> runs{0};
-  Callout c(d, kMp);
-  c.fn = [&] { runs++; };
-  EXPECT_FALSE(c.halt()) << "idle";
-  c.reset(2);
-  EXPECT_FALSE(c.halt()) << "pending";
-  EXPECT_FALSE(c.pending());
-  EXPECT_EQ(d.advance(5), 0);
-  EXPECT_EQ(runs.load(), 0) << "a halted callout fired";
-  c.reset(1);
-  EXPECT_EQ(d.advance(1), 0);
-  EXPECT_EQ(runs.load(), 1);
-  EXPECT_FALSE(c.halt()) << "fired and finished";
-  EXPECT_FALSE(c.expired());
-  Mutex m;
-  m.lock();
-  c.reset(1);
-  EXPECT_FALSE(c.halt(m.get())) << "pending, with interlock";
-  EXPECT_EQ(trylock_from_other_thread(m.get()), EBUSY) << "interlock must still be held";
-  m.unlock();
-}
-
-// ============================================================================
 // Tick order across CPUs; ticks inside handlers; which thread runs handlers
 // ============================================================================
 

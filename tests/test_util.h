@@ -275,6 +275,22 @@ class GiantProbe {
   std::thread thread_;
 };
 
+// Opens `gate` after `delay` on a helper thread; joins on destruction.
+class DelayedOpen {
+ public:
+  DelayedOpen(Gate &gate, std::chrono::milliseconds delay)
+      : thread_([&gate, delay] {
+          std::this_thread::sleep_for(delay);
+          gate.open();
+        }) {}
+  ~DelayedOpen() { thread_.join(); }
+  DelayedOpen(const DelayedOpen &) = delete;
+  DelayedOpen &operator=(const DelayedOpen &) = delete;
+
+ private:
+  std::thread thread_;
+};
+
 // pthread_mutex_trylock(m) from a fresh thread (unlocking again on success):
 // 0 if the mutex was free, EBUSY if some thread holds it.
 inline int trylock_from_other_thread(pthread_mutex_t *m) {
