@@ -563,8 +563,9 @@ TEST(RealTimeTest, CalloutFiresAfterItsTicksOfWallTime) {
     Callout c(d, kMp);
     const auto t0 = SteadyClock::now();
     c.fn = [&] {
-      fired_us.store(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count());
+      // seen first: the waiter below polls fired_us and then reads seen.
       seen.store(callout_domain_ticks(d));
+      fired_us.store(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count());
     };
     const uint64_t tick0 = d.ticks();
     c.reset(n);
