@@ -215,8 +215,7 @@ void init_common(callout_t *c, std::uint32_t flags, callout_domain *d, pthread_m
     // processor the caller happened to run on (determinism).
     home = &d->cpus[0];
   } else {
-    const int cpu = sched_getcpu();
-    home = &d->cpus[cpu < 0 ? 0 : static_cast<unsigned>(cpu) % d->ncpu];
+    home = caller_home(d);
   }
   CalloutImpl *ci = ::new (static_cast<void *>(c)) CalloutImpl;
   ci->node.link.next = ci->node.link.prev = nullptr;

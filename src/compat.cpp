@@ -58,8 +58,7 @@ Cpu *target_cpu(Cpu *home, CalloutImpl *ci, int cpu, const char *function) NO_TH
     if (Cpu *here = current_cpu(); here != nullptr && here->domain == d) return here;
     // Virtual time: the processor the caller runs on must not matter.
     if (d->clock.caller_runs()) return &d->cpus[0];
-    const int os_cpu = sched_getcpu();
-    return &d->cpus[os_cpu < 0 ? 0 : static_cast<unsigned>(os_cpu) % d->ncpu];
+    return caller_home(d);
   }
   if (cpu < 0 || static_cast<unsigned>(cpu) >= d->ncpu) {
     home->lock.unlock();

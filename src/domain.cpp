@@ -26,12 +26,39 @@ namespace libcallout::internal {
 int start_thread(Cpu *cpu) {
   // Softclock threads take no signals: they belong to the application's
   // threads.  The mask is inherited from the creating thread.
+  //
+  // The processor and the scheduling policy are attributes of the creation:
+  // the thread never runs a moment elsewhere or under another policy, and a
+  // policy the process may not use fails pthread_create itself (EPERM),
+  // which then has reaped the thread.
+  const callout_domain *d = cpu->domain;
+  pthread_attr_t attr;
+  if (int err = pthread_attr_init(&attr); err != 0) return err;
+  int err = 0;
+  if (d->pinned_os_cpu != nullptr) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(d->pinned_os_cpu[cpu->index], &one);
+    err = pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+  }
+  if (err == 0 && d->sched_policy != SCHED_OTHER) {
+    sched_param param{};
+    param.sched_priority = d->sched_priority;
+    err = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+    if (err == 0) err = pthread_attr_setschedpolicy(&attr, d->sched_policy);
+    if (err == 0) err = pthread_attr_setschedparam(&attr, &param);
+  }
+  if (err != 0) {
+    pthread_attr_destroy(&attr);
+    return err;
+  }
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   cpu->thread_running.store(false, std::memory_order_relaxed);
-  const int err = pthread_create(&cpu->thread, nullptr, softclock_main, cpu);
+  err = pthread_create(&cpu->thread, &attr, softclock_main, cpu);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
   cpu->thread_started = err == 0;
   // Return only once the thread runs our code.  Until then it may be inside
   // the C library's or a sanitizer's thread set-up, holding their internal
@@ -51,6 +78,15 @@ namespace {
 constexpr unsigned kMaxCpus = 1024;
 constexpr unsigned kMaxHz = 1'000'000;
 
+// Frees d and what it owns; its threads are joined already (or never ran).
+void free_domain(callout_domain *d) {
+  delete[] d->cpus;
+  delete[] d->pinned_os_cpu;
+  delete[] d->home_of_os_cpu;
+  pthread_mutex_destroy(&d->advance_mutex);
+  delete d;
+}
+
 // Stops and joins the softclock threads that were started, frees d.
 void teardown(callout_domain *d) {
   unregister_domain(d);
@@ -65,20 +101,64 @@ void teardown(callout_domain *d) {
     if (d->cpus[i].thread_started) pthread_join(d->cpus[i].thread, nullptr);
     if (d->cpus[i].timer_fd >= 0) close(d->cpus[i].timer_fd);
   }
-  delete[] d->cpus;
-  pthread_mutex_destroy(&d->advance_mutex);
-  delete d;
+  free_domain(d);
 }
 
-// Validates cfg (SPEC §3) into the effective values.  A caller built against
-// a newer, larger config may pass a bigger size as long as the fields we do
-// not know are zero.
-int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, enum callout_clock *clock) {
-  if (cfg == nullptr || cfg->size < sizeof *cfg || cfg->size > 4096) return EINVAL;
+// The 1.0 config, which a program built against the 1.0 or 1.1 header
+// passes (its size says so); the 1.2 fields start right after it.
+struct ConfigV1 {
+  size_t size;
+  unsigned ncpu;
+  unsigned hz;
+  enum callout_clock clock;
+};
+static_assert(offsetof(callout_domain_config, flags) == sizeof(ConfigV1),
+              "the 1.2 fields must start past the 1.0 struct, tail padding included");
+constexpr std::uint64_t kKnownFlags = CALLOUT_DOMAIN_PIN;
+
+// The effective values of a config.
+struct Settings {
+  unsigned ncpu, hz;
+  enum callout_clock clock;
+  std::uint64_t flags;
+  int policy, priority;
+};
+
+// Copies cfg, of whatever size its caller's header had, into *out at the
+// current size: the fields an older caller does not have are zero, their
+// defaults.  A caller built against a newer, larger config may pass a
+// bigger size as long as the fields we do not know are zero.
+int normalise_config(const callout_domain_config *cfg, callout_domain_config *out) {
+  if (cfg == nullptr || cfg->size < sizeof(ConfigV1) || cfg->size > 4096) return EINVAL;
   const auto *bytes = reinterpret_cast<const unsigned char *>(cfg);
   for (size_t i = sizeof *cfg; i < cfg->size; ++i)
     if (bytes[i] != 0) return EINVAL;
+  std::memset(static_cast<void *>(out), 0, sizeof *out);
+  std::memcpy(static_cast<void *>(out), cfg, std::min(cfg->size, sizeof *out));
+  out->size = sizeof *out;
+  return 0;
+}
+
+// Validates cfg (SPEC §3) into the effective values.
+int read_config(const callout_domain_config *raw, Settings *s) {
+  callout_domain_config copy;
+  if (int err = normalise_config(raw, &copy); err != 0) return err;
+  const callout_domain_config *cfg = &copy;
   if (cfg->hz > kMaxHz || cfg->ncpu > kMaxCpus) return EINVAL;
+  if ((cfg->flags & ~kKnownFlags) != 0) return EINVAL;
+  if (cfg->sched_policy == SCHED_OTHER) {
+    if (cfg->sched_priority != 0) return EINVAL;
+  } else if (cfg->sched_policy == SCHED_FIFO || cfg->sched_policy == SCHED_RR) {
+    if (cfg->sched_priority < sched_get_priority_min(cfg->sched_policy) ||
+        cfg->sched_priority > sched_get_priority_max(cfg->sched_policy))
+      return EINVAL;
+  } else {
+    return EINVAL;
+  }
+  s->flags = cfg->flags;
+  s->policy = cfg->sched_policy;
+  s->priority = cfg->sched_priority;
+  unsigned *const ncpu = &s->ncpu, *const hz = &s->hz;
   // A C caller may store any int in the enum; in C++ loading a value outside
   // the enumerators' range is undefined, so read it as the int it is.
   static_assert(sizeof(enum callout_clock) == sizeof(int));
@@ -101,21 +181,62 @@ int read_config(const callout_domain_config *cfg, unsigned *ncpu, unsigned *hz, 
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
     *ncpu = static_cast<unsigned>(std::clamp<long>(online, 1, kMaxCpus));
   }
-  *clock = static_cast<enum callout_clock>(kind);
+  s->clock = static_cast<enum callout_clock>(kind);
+  return 0;
+}
+
+// Pins thread i of d to the (i mod count)-th processor of the calling
+// thread's affinity mask, and records which CPU of d each processor homes.
+// Wrapping rather than EINVAL when ncpu exceeds the mask: the default ncpu
+// is the number of online processors, which a narrowed mask (taskset, a
+// cpuset cgroup) has fewer of, and the default config with the pin flag
+// must work there too.
+int plan_pinning(callout_domain *d) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return errno;
+  int allowed[CPU_SETSIZE];
+  unsigned count = 0;
+  for (int p = 0; p < CPU_SETSIZE; ++p)
+    if (CPU_ISSET(p, &mask)) allowed[count++] = p;
+  if (count == 0) return EINVAL;
+  d->pinned_os_cpu = new (std::nothrow) int[d->ncpu];
+  if (d->pinned_os_cpu == nullptr) return ENOMEM;
+  unsigned span = 0;
+  for (unsigned i = 0; i < d->ncpu; ++i) {
+    d->pinned_os_cpu[i] = allowed[i % count];
+    span = std::max(span, static_cast<unsigned>(d->pinned_os_cpu[i]) + 1);
+  }
+  d->home_of_os_cpu = new (std::nothrow) int[span];
+  if (d->home_of_os_cpu == nullptr) return ENOMEM;
+  std::fill_n(d->home_of_os_cpu, span, -1);
+  for (unsigned i = d->ncpu; i-- > 0;) d->home_of_os_cpu[d->pinned_os_cpu[i]] = static_cast<int>(i);
+  d->os_cpu_span = span;
   return 0;
 }
 
 int create(const callout_domain_config *cfg, callout_domain **dp, bool is_default) {
-  unsigned ncpu, hz;
-  enum callout_clock kind;
-  if (int err = read_config(cfg, &ncpu, &hz, &kind); err != 0) return err;
-  auto *d = new (std::nothrow) callout_domain(kind, hz, ncpu);
+  Settings s;
+  if (int err = read_config(cfg, &s); err != 0) return err;
+  const unsigned ncpu = s.ncpu;
+  const enum callout_clock kind = s.clock;
+  auto *d = new (std::nothrow) callout_domain(kind, s.hz, ncpu);
   if (d == nullptr) return ENOMEM;
   d->is_default = is_default;
   d->cpus = new (std::nothrow) Cpu[ncpu];
   if (d->cpus == nullptr) {
-    delete d;
+    free_domain(d);
     return ENOMEM;
+  }
+  // Only threads are placed: an external or virtual clock has none.
+  if (d->clock.threaded()) {
+    if ((s.flags & CALLOUT_DOMAIN_PIN) != 0)
+      if (int err = plan_pinning(d); err != 0) {
+        free_domain(d);
+        return err;
+      }
+    d->sched_policy = s.policy;
+    d->sched_priority = s.priority;
   }
   for (unsigned i = 0; i < ncpu; ++i) {
     d->cpus[i].domain = d;
@@ -126,8 +247,7 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
     cpu->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (cpu->timer_fd < 0) {
       const int err = errno == ENOMEM ? ENOMEM : EAGAIN;
-      delete[] d->cpus;
-      delete d;
+      free_domain(d);
       return err;
     }
     cpu->lock.lock();
@@ -142,7 +262,9 @@ int create(const callout_domain_config *cfg, callout_domain **dp, bool is_defaul
     for (unsigned i = 0; i < ncpu && err == 0; ++i) err = start_thread(&d->cpus[i]);
   if (err != 0) {
     teardown(d);
-    return err == ENOMEM ? ENOMEM : EAGAIN;
+    // EPERM: the policy or priority is not the process's to use; EINVAL: a
+    // processor of the mask went away meanwhile.
+    return err == ENOMEM || err == EPERM || err == EINVAL ? err : EAGAIN;
   }
   *dp = d;
   return 0;
@@ -158,13 +280,21 @@ std::atomic<callout_domain *> default_domain{nullptr};
 bool default_configured = false;  // GUARDED_BY(default_lock)
 callout_domain_config default_config;
 
+void init_config(callout_domain_config *cfg) {
+  std::memset(static_cast<void *>(cfg), 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
+  cfg->clock = CALLOUT_CLOCK_MONOTONIC;
+  cfg->sched_policy = SCHED_OTHER;
+}
+
 [[noreturn]] void bad_environment(const char *value, const char *why) {
   std::fprintf(stderr, "libcallout: callout_domain_default: CALLOUT_DEFAULT_DOMAIN=\"%s\": %s\n", value, why);
   std::abort();
 }
 
 // Reads CALLOUT_DEFAULT_DOMAIN, "key=value,..." with the keys clock
-// (monotonic, manual, external or virtual), hz and ncpu, into cfg.  A
+// (monotonic, manual, external or virtual), hz, ncpu, pin (0 or 1), policy
+// (other, fifo or rr) and priority, into cfg.  A
 // malformed value is the program's bug: it aborts with a message.
 void read_environment(callout_domain_config *cfg) {
   const char *value = std::getenv("CALLOUT_DEFAULT_DOMAIN");
@@ -190,20 +320,39 @@ void read_environment(callout_domain_config *cfg) {
       for (const auto &c : clocks)
         if (std::strcmp(val, c.name) == 0) cfg->clock = c.clock, found = true;
       if (!found) bad_environment(value, "clock must be monotonic, manual, external or virtual");
-    } else if (std::strcmp(key, "hz") == 0 || std::strcmp(key, "ncpu") == 0) {
+    } else if (std::strcmp(key, "policy") == 0) {
+      if (std::strcmp(val, "other") == 0)
+        cfg->sched_policy = SCHED_OTHER;
+      else if (std::strcmp(val, "fifo") == 0)
+        cfg->sched_policy = SCHED_FIFO;
+      else if (std::strcmp(val, "rr") == 0)
+        cfg->sched_policy = SCHED_RR;
+      else
+        bad_environment(value, "policy must be other, fifo or rr");
+    } else if (std::strcmp(key, "hz") == 0 || std::strcmp(key, "ncpu") == 0 || std::strcmp(key, "pin") == 0 ||
+               std::strcmp(key, "priority") == 0) {
       char *end = nullptr;
       errno = 0;
       const unsigned long n = std::strtoul(val, &end, 10);
-      if (*val == '\0' || *end != '\0' || errno != 0 || n > 1'000'000)
-        bad_environment(value, "hz and ncpu take a decimal number");
-      (key[0] == 'h' ? cfg->hz : cfg->ncpu) = static_cast<unsigned>(n);
+      if (*val == '\0' || *val == '-' || *end != '\0' || errno != 0 || n > 1'000'000)
+        bad_environment(value, "hz, ncpu, pin and priority take a decimal number");
+      if (key[0] == 'h') {
+        cfg->hz = static_cast<unsigned>(n);
+      } else if (key[0] == 'n') {
+        cfg->ncpu = static_cast<unsigned>(n);
+      } else if (key[1] == 'i') {
+        if (n > 1) bad_environment(value, "pin is 0 or 1");
+        cfg->flags =
+            n != 0 ? cfg->flags | CALLOUT_DOMAIN_PIN : cfg->flags & ~std::uint64_t{CALLOUT_DOMAIN_PIN};
+      } else {
+        cfg->sched_priority = static_cast<int>(n);
+      }
     } else {
-      bad_environment(value, "unknown key (clock, hz and ncpu are known)");
+      bad_environment(value, "unknown key (clock, hz, ncpu, pin, policy and priority are known)");
     }
   }
-  unsigned ncpu, hz;
-  enum callout_clock kind;
-  if (read_config(cfg, &ncpu, &hz, &kind) != 0) bad_environment(value, "not a valid domain configuration");
+  Settings s;
+  if (read_config(cfg, &s) != 0) bad_environment(value, "not a valid domain configuration");
 }
 
 callout_domain *create_default() NO_THREAD_SAFETY_ANALYSIS {
@@ -214,7 +363,7 @@ callout_domain *create_default() NO_THREAD_SAFETY_ANALYSIS {
     if (default_configured) {
       cfg = default_config;
     } else {
-      callout_domain_config_init(&cfg);
+      init_config(&cfg);
       read_environment(&cfg);
     }
     if (int err = create(&cfg, &d, true); err != 0) {
@@ -239,13 +388,27 @@ bool busy(callout_domain *d);
 
 /*
  * callout_domain_config_init: fills *cfg with the defaults (one CPU per
- * online processor, 1000 Hz, monotonic clock) and its size.
- * Any thread, any time; never blocks.
+ * online processor, 1000 Hz, monotonic clock, threads floating under the
+ * inherited policy) and its size.  Any thread, any time; never blocks.
+ *
+ * Two versions of the symbol: a program linked against 1.0 or 1.1 passes
+ * the 1.0 struct and gets callout_domain_config_init@CALLOUT_1.0, which
+ * writes only that much (writing the 1.2 struct would overrun its storage);
+ * everything linked since gets the default, @@CALLOUT_1.2.  A static link
+ * resolves the plain name to the default.
  */
-extern "C" void callout_domain_config_init(struct callout_domain_config *cfg) {
-  std::memset(cfg, 0, sizeof *cfg);
-  cfg->size = sizeof *cfg;
-  cfg->clock = CALLOUT_CLOCK_MONOTONIC;
+extern "C" CALLOUT_API void libcallout_config_init_v1_2(struct callout_domain_config *cfg);
+extern "C" CALLOUT_API void libcallout_config_init_v1_0(void *cfg);
+__asm__(".symver libcallout_config_init_v1_2, callout_domain_config_init@@CALLOUT_1.2");
+__asm__(".symver libcallout_config_init_v1_0, callout_domain_config_init@CALLOUT_1.0");
+
+extern "C" void libcallout_config_init_v1_2(struct callout_domain_config *cfg) { init_config(cfg); }
+
+extern "C" void libcallout_config_init_v1_0(void *cfg) {
+  callout_domain_config full;
+  init_config(&full);
+  full.size = sizeof(ConfigV1);
+  std::memcpy(cfg, &full, sizeof(ConfigV1));
 }
 
 /*
@@ -294,16 +457,16 @@ extern "C" callout_domain_t *callout_domain_default(void) {
  * never sleeps.
  */
 extern "C" int callout_domain_default_configure(const struct callout_domain_config *cfg) {
-  unsigned ncpu, hz;
-  enum callout_clock kind;
-  if (int err = read_config(cfg, &ncpu, &hz, &kind); err != 0) return err;
+  Settings s;
+  if (int err = read_config(cfg, &s); err != 0) return err;
   pthread_mutex_lock(&default_lock);
   int err = 0;
   if (default_domain.load(std::memory_order_relaxed) != nullptr) {
     err = EBUSY;
   } else {
-    std::memcpy(&default_config, cfg, sizeof default_config);
-    default_config.size = sizeof default_config;  // a larger caller's tail is zero (checked)
+    // At the current size: an older caller's missing fields are defaults, a
+    // newer caller's unknown tail is zero (both checked by read_config).
+    normalise_config(cfg, &default_config);
     default_configured = true;
   }
   pthread_mutex_unlock(&default_lock);
@@ -362,6 +525,15 @@ bool busy(callout_domain *d) NO_THREAD_SAFETY_ANALYSIS {
 }
 
 }  // namespace
+
+Cpu *libcallout::internal::caller_home(callout_domain *d) {
+  const int p = sched_getcpu();
+  if (p < 0) return &d->cpus[0];
+  const auto os_cpu = static_cast<unsigned>(p);
+  // Pinned: the handler then runs on the processor the caller ran on.
+  if (os_cpu < d->os_cpu_span && d->home_of_os_cpu[os_cpu] >= 0) return &d->cpus[d->home_of_os_cpu[os_cpu]];
+  return &d->cpus[os_cpu % d->ncpu];
+}
 
 std::uint64_t libcallout::internal::earliest_next_due(callout_domain *d) {
   std::uint64_t next = Wheel::kNever;

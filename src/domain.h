@@ -12,6 +12,7 @@
 #define CALLOUT_SRC_DOMAIN_H
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <cstdint>
 
@@ -29,7 +30,18 @@ struct callout_domain {
   libcallout::internal::Giant giant;
   pthread_mutex_t advance_mutex = PTHREAD_MUTEX_INITIALIZER;  // serialises advance()
   libcallout::internal::Cpu *cpus = nullptr;                  // ncpu of them
-  callout_domain *next_live = nullptr;                        // the registry (fork)
+  // Placement and policy of the softclock threads (callout_domain_config's
+  // 1.2 fields), applied by start_thread() -- also to the threads a fork
+  // child restarts.  pinned_os_cpu[i]: the processor thread i is pinned to
+  // (null: the threads float).  home_of_os_cpu[p]: the lowest index pinned
+  // to processor p, or -1; os_cpu_span entries (the highest pinned
+  // processor + 1).
+  int *pinned_os_cpu = nullptr;
+  int *home_of_os_cpu = nullptr;
+  unsigned os_cpu_span = 0;
+  int sched_policy = SCHED_OTHER;  // SCHED_OTHER: inherited, nothing set
+  int sched_priority = 0;
+  callout_domain *next_live = nullptr;  // the registry (fork)
 };
 
 namespace libcallout::internal {
@@ -37,6 +49,11 @@ namespace libcallout::internal {
 // domain.cpp: starts cpu's softclock thread and returns once it runs
 // softclock_main (0, or pthread_create's error).
 int start_thread(Cpu *cpu);
+
+// domain.cpp: the CPU of d that a callout initialised (or a FreeBSD reset
+// to the current CPU) by a thread outside d's handlers is homed on: the one
+// pinned to the processor the caller runs on, else sched_getcpu() mod ncpu.
+Cpu *caller_home(callout_domain *d);
 
 // domain.cpp: the earliest Wheel::next_due() over d's CPUs (one lock at a
 // time).

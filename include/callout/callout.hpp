@@ -251,6 +251,12 @@ struct domain_config {
   unsigned ncpu = 0;                         // 0: one CPU per online processor
   unsigned hz = 1000;                        // ticks per second, 1..1000000
   clock_kind clock = clock_kind::monotonic;  // manual: moves only by advance()
+  // (1.2) Softclock threads (monotonic and manual clocks): pin thread i to
+  // the i-th CPU of the creating thread's affinity mask, and run them under
+  // SCHED_FIFO or SCHED_RR at sched_priority (SCHED_OTHER: inherited).
+  bool pin = false;
+  int sched_policy = SCHED_OTHER;
+  int sched_priority = 0;
 };
 
 // BasicLockable over a domain's recursive giant lock: std::lock_guard
@@ -362,13 +368,17 @@ inline domain_ref current_domain() { return domain_ref(callout_domain_current())
 class domain : public domain_ref {
  public:
   // Throws std::system_error: EINVAL for a bad configuration (hz > 10^6,
-  // ncpu > 1024), EAGAIN or ENOMEM when threads or memory cannot be had.
+  // ncpu > 1024, a bad policy or priority), EPERM when the process may not
+  // use the policy, EAGAIN or ENOMEM when threads or memory cannot be had.
   explicit domain(const domain_config &cfg = {}) : domain_ref(nullptr) {
     callout_domain_config c;
     callout_domain_config_init(&c);
     c.ncpu = cfg.ncpu;
     c.hz = cfg.hz;
     c.clock = static_cast<enum callout_clock>(cfg.clock);
+    c.flags = cfg.pin ? CALLOUT_DOMAIN_PIN : 0;
+    c.sched_policy = cfg.sched_policy;
+    c.sched_priority = cfg.sched_priority;
     if (const int err = callout_domain_create(&c, &d_); err != 0)
       throw std::system_error(err, std::generic_category(), "callout_domain_create");
   }

@@ -12,6 +12,7 @@
 #define CALLOUT_DOMAIN_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,25 +43,54 @@ enum callout_clock {
                                   thread, deterministically; no thread */
 };
 
+/* (1.2) Bits of callout_domain_config.flags. */
+#define CALLOUT_DOMAIN_PIN                          \
+  0x1u /* pin softclock thread i to the i-th CPU of \
+          the creating thread's affinity mask */
+
 struct callout_domain_config {
   size_t size;   /* sizeof(struct callout_domain_config) */
   unsigned ncpu; /* 0: number of online processors; at most 1024
                     (an external clock has exactly 1) */
   unsigned hz;   /* ticks per second, 1..1000000; 0: 1000 */
   enum callout_clock clock;
+  /* (1.2) The fields below grow the 1.0 struct at its end; a caller built
+   * against an older header passes the older size and gets their defaults
+   * (all zero).  They apply to the softclock threads, so only to the
+   * monotonic and manual clocks: an external or virtual clock has none (the
+   * caller's thread runs the handlers), and there they are checked, then
+   * ignored.  uint64_t first: it starts at the 1.0 size on every ABI, past
+   * the 1.0 struct's tail padding. */
+  uint64_t flags;     /* CALLOUT_DOMAIN_PIN; 0: the threads float */
+  int sched_policy;   /* SCHED_OTHER (0): the threads inherit the creating
+                         thread's policy and priority; SCHED_FIFO, SCHED_RR */
+  int sched_priority; /* SCHED_FIFO, SCHED_RR: sched_get_priority_min() to
+                         _max() (1..99 on Linux); SCHED_OTHER: 0 */
 };
 
 /* ---- Domains: callout_domain(3) ---------------------------------------- */
 
 CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
 /* Fills *cfg with the defaults (a CPU per online processor, 1000 Hz,
- * monotonic clock) and sets cfg->size.  Start every config from it. */
+ * monotonic clock, floating threads of the inherited policy) and sets
+ * cfg->size.  Start every config from it.  (Programs built against the 1.0
+ * header reach a 1.0 version of it that writes only the 1.0 struct.) */
 
 CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp);
 /* Builds a domain and starts its softclock threads (none for an external
- * or virtual clock): 0 and *dp set.  EINVAL: NULL, bad size, hz > 10^6, ncpu > 1024 (or
- * > 1 for an external clock), unknown clock; EAGAIN or ENOMEM: no thread or
- * memory.  On error *dp is untouched and nothing leaks.  May block briefly. */
+ * or virtual clock): 0 and *dp set.  EINVAL: NULL, a size below the 1.0
+ * struct's, hz > 10^6, ncpu > 1024 (or > 1 for an external clock), unknown
+ * clock, unknown flags, a policy other than SCHED_OTHER, SCHED_FIFO or
+ * SCHED_RR, a priority out of the policy's range; EPERM: the process may
+ * not use that policy or priority (RLIMIT_RTPRIO, no CAP_SYS_NICE); EAGAIN
+ * or ENOMEM: no thread or memory.  On error *dp is untouched and nothing
+ * leaks.  With CALLOUT_DOMAIN_PIN, thread i runs only on the
+ * (i mod count)-th CPU of the creating thread's affinity mask (more CPUs
+ * than the mask has wrap around), and a callout initialised outside a
+ * handler is homed on the CPU pinned to the processor the caller runs on
+ * (the lowest such index), else on sched_getcpu() mod ncpu.  The threads
+ * get their CPU and policy when they are created, before they run.  May
+ * block briefly. */
 
 CALLOUT_API int callout_domain_destroy(callout_domain_t *d);
 /* Joins d's threads and frees d: 0.  EBUSY (nothing changed) while a callout
@@ -116,7 +146,9 @@ CALLOUT_API int callout_domain_default_configure(const struct callout_domain_con
 /* (1.1) Sets the configuration the default domain will start with: 0.
  * EBUSY (nothing changed) once it has started; EINVAL for a bad cfg.  Wins
  * over the environment variable CALLOUT_DEFAULT_DOMAIN ("clock=virtual,
- * hz=100,ncpu=1": keys clock, hz, ncpu), read at first use otherwise. */
+ * hz=100,ncpu=1": keys clock, hz, ncpu; 1.2: pin=0|1, policy=other|fifo|rr,
+ * priority=N), read at first use otherwise.  A cfg of any size from the
+ * 1.0 struct's up is accepted (missing fields: defaults). */
 
 CALLOUT_API callout_domain_t *callout_domain_current(void);
 /* (1.1) The domain callout_init() uses from the calling thread: that of the

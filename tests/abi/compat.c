@@ -8,6 +8,12 @@
 
 #include "callout_v1.h"
 
+/* What a program linked against the 1.0 library records for the function
+ * whose struct grew in 1.2 (linked today, it would get the 1.2 default). */
+#if defined(__ELF__)
+__asm__(".symver callout_domain_config_init, callout_domain_config_init@CALLOUT_1.0");
+#endif
+
 static int runs;
 static void handler(void *arg) { runs += *(int *)arg; }
 
@@ -20,10 +26,23 @@ static void handler(void *arg) { runs += *(int *)arg; }
   } while (0)
 
 int main(void) {
+  /* The 1.0 config with guard bytes behind it: a library whose config grew
+   * must still write only the 1.0 struct here (1.2: a symbol version of
+   * callout_domain_config_init), and accept its size. */
+  struct {
+    struct callout_domain_config cfg;
+    unsigned char guard[64];
+  } framed;
   struct callout_domain_config cfg;
   callout_domain_t *d = NULL;
   callout_t c;
   int one = 1;
+  size_t i;
+
+  memset(&framed, 0x5A, sizeof framed);
+  callout_domain_config_init(&framed.cfg);
+  for (i = 0; i < sizeof framed.guard; ++i) CHECK(framed.guard[i] == 0x5A);
+  CHECK(framed.cfg.size == sizeof framed.cfg);
 
   CHECK(sizeof(callout_t) == 12 * sizeof(void *));
   CHECK(strncmp(callout_version(), "1.", 2) == 0);
