@@ -126,10 +126,12 @@ struct Settings {
 
 // Copies cfg, of whatever size its caller's header had, into *out at the
 // current size: the fields an older caller does not have are zero, their
-// defaults.  A caller built against a newer, larger config may pass a
-// bigger size as long as the fields we do not know are zero.
+// defaults.  The sizes accepted are those a header has had (1.0's, the
+// current one) -- a size in between would cut a field in two -- and a
+// newer, larger config's as long as the fields we do not know are zero.
 int normalise_config(const callout_domain_config *cfg, callout_domain_config *out) {
-  if (cfg == nullptr || cfg->size < sizeof(ConfigV1) || cfg->size > 4096) return EINVAL;
+  if (cfg == nullptr || cfg->size > 4096) return EINVAL;
+  if (cfg->size != sizeof(ConfigV1) && cfg->size < sizeof *cfg) return EINVAL;
   const auto *bytes = reinterpret_cast<const unsigned char *>(cfg);
   for (size_t i = sizeof *cfg; i < cfg->size; ++i)
     if (bytes[i] != 0) return EINVAL;

@@ -272,8 +272,11 @@ TEST(PlacementTest, OldSizeConfigGetsDefaults) {
     EXPECT_EQ(s.policy, SCHED_OTHER);
   }
   EXPECT_EQ(callout_domain_destroy(d), 0);
-  cfg.size = kV1Size - 1;
-  EXPECT_EQ(callout_domain_create(&cfg, &d), EINVAL);
+  // Sizes no header has had cut a field in two.
+  for (const size_t bad : {kV1Size - 1, kV1Size + 1, kV1Size + 8, sizeof cfg - 1}) {
+    cfg.size = bad;
+    EXPECT_EQ(callout_domain_create(&cfg, &d), EINVAL) << bad;
+  }
 }
 
 // The same for the default domain's late configuration, in a child (the

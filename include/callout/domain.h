@@ -78,8 +78,8 @@ CALLOUT_API void callout_domain_config_init(struct callout_domain_config *cfg);
 
 CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, callout_domain_t **dp);
 /* Builds a domain and starts its softclock threads (none for an external
- * or virtual clock): 0 and *dp set.  EINVAL: NULL, a size below the 1.0
- * struct's, hz > 10^6, ncpu > 1024 (or > 1 for an external clock), unknown
+ * or virtual clock): 0 and *dp set.  EINVAL: NULL, a size other than the
+ * 1.0 struct's or at least the current one's, hz > 10^6, ncpu > 1024 (or > 1 for an external clock), unknown
  * clock, unknown flags, a policy other than SCHED_OTHER, SCHED_FIFO or
  * SCHED_RR, a priority out of the policy's range; EPERM: the process may
  * not use that policy or priority (RLIMIT_RTPRIO, no CAP_SYS_NICE); EAGAIN
@@ -147,8 +147,8 @@ CALLOUT_API int callout_domain_default_configure(const struct callout_domain_con
  * EBUSY (nothing changed) once it has started; EINVAL for a bad cfg.  Wins
  * over the environment variable CALLOUT_DEFAULT_DOMAIN ("clock=virtual,
  * hz=100,ncpu=1": keys clock, hz, ncpu; 1.2: pin=0|1, policy=other|fifo|rr,
- * priority=N), read at first use otherwise.  A cfg of any size from the
- * 1.0 struct's up is accepted (missing fields: defaults). */
+ * priority=N), read at first use otherwise.  A 1.0-sized cfg is accepted
+ * (missing fields: defaults), as by callout_domain_create. */
 
 CALLOUT_API callout_domain_t *callout_domain_current(void);
 /* (1.1) The domain callout_init() uses from the calling thread: that of the
