@@ -26,6 +26,10 @@
 //       exactly, beside an oracle in the same process: a thread with 1 ns of
 //       timer slack in clock_nanosleep(TIMER_ABSTIME) to tick starts.
 //       p50/p99/p99.9/max of both and their ratios.
+//       Placement and policy of the softclock threads (domain options):
+//       [--pin 0|1] [--policy other|fifo|rr] [--priority P (default 10)];
+//       [--busy B]: B background processes spinning at nice 0 from before
+//       the warm-up to the end (0: none; "cpus": one per online processor).
 //   callout-mono-bench window   [--count N] [--seconds S] [--slack PCT]
 //       precision windows (callout_reset_window): N callouts spread over S
 //       seconds, once with no slack and once with a slack of PCT % of each
@@ -46,11 +50,13 @@
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -649,6 +655,26 @@ void oracle(std::vector<float> *late) {
   }
 }
 
+// --busy: background processes that only spin, at nice 0, killed at the end.
+std::vector<pid_t> start_spinners(unsigned n) {
+  std::vector<pid_t> pids;
+  for (unsigned i = 0; i < n; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setpriority(PRIO_PROCESS, 0, 0);
+      for (volatile std::uint64_t x = 0;; x = x + 1) {
+      }
+    }
+    if (pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
+void stop_spinners(const std::vector<pid_t> &pids) {
+  for (const pid_t pid : pids) kill(pid, SIGKILL);
+  for (const pid_t pid : pids) waitpid(pid, nullptr, 0);
+}
+
 std::string q_json(const Quantiles &q) {
   char buf[200];
   std::snprintf(buf, sizeof buf, "{\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f}",
@@ -667,7 +693,24 @@ int cmd_load() {
   kKeepIdleMs = static_cast<double>(opt_u64("keep-ms", 2500));
   kKeepIntvlMs = kKeepIdleMs * 0.3;
   const std::string load0 = loadavg();
-  g_d = make_domain(CALLOUT_CLOCK_MONOTONIC, static_cast<unsigned>(opt_u64("cpus", 0)));
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  cfg.ncpu = static_cast<unsigned>(opt_u64("cpus", 0));
+  if (opt_u64("pin", 0) != 0) cfg.flags |= CALLOUT_DOMAIN_PIN;
+  const std::string policy = g_opt.count("policy") ? g_opt["policy"] : "other";
+  cfg.sched_policy = policy == "fifo" ? SCHED_FIFO : policy == "rr" ? SCHED_RR : SCHED_OTHER;
+  if (cfg.sched_policy != SCHED_OTHER) cfg.sched_priority = static_cast<int>(opt_u64("priority", 10));
+  const unsigned busy = g_opt.count("busy") && g_opt["busy"] == "cpus"
+                            ? static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN))
+                            : static_cast<unsigned>(opt_u64("busy", 0));
+  // Forked before the domain exists: a fork child restarts the softclock
+  // threads of every live domain, and the spinners must be only spinners.
+  const std::vector<pid_t> spinners = start_spinners(busy);
+  if (int e = callout_domain_create(&cfg, &g_d); e != 0) {
+    std::fprintf(stderr, "callout_domain_create: %s\n", std::strerror(e));
+    stop_spinners(spinners);
+    return 1;
+  }
   g_hz = callout_domain_hz(g_d);
   g_ncpu = callout_domain_ncpu(g_d);
   g_ns_per_tick = 1e9 / g_hz;
@@ -708,6 +751,7 @@ int cmd_load() {
   orc.join();
   for (auto &t : workers) t.join();
   const std::uint64_t w1 = bench::mono_ns(), psi1 = cpu_pressure_us();
+  stop_spinners(spinners);
   callout_domain_stats(g_d, -1, &s1);
   std::vector<double> late;
   std::uint64_t dropped = 0, early = 0;
@@ -727,13 +771,15 @@ int cmd_load() {
   }
   const double wall = static_cast<double>(w1 - w0) * 1e-9;
   std::printf(
-      "{\"connections\":%u,\"keep_ms\":%.0f,\"seconds\":%.1f,\"rate\":%.0f,\"hz\":%u,\"ncpu\":%u,\"loadavg_"
+      "{\"pin\":%d,\"policy\":\"%s\",\"priority\":%d,\"busy\":%u,"
+      "\"connections\":%u,\"keep_ms\":%.0f,\"seconds\":%.1f,\"rate\":%.0f,\"hz\":%u,\"ncpu\":%u,\"loadavg_"
       "before\":\"%s\","
       "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
       "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
       "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
       "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f}}\n",
-      nconn, kKeepIdleMs, seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
+      (cfg.flags & CALLOUT_DOMAIN_PIN) != 0, policy.c_str(), cfg.sched_priority, busy, nconn, kKeepIdleMs,
+      seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
       static_cast<unsigned long long>(mid.pending), static_cast<double>(s1.fired - s0.fired) / wall,
       static_cast<double>(s1.scheduled + s1.rescheduled + s1.stopped - s0.scheduled - s0.rescheduled -
                           s0.stopped) /

@@ -313,13 +313,48 @@ def plot(plots_dir, results_dir, name, title, series, ylabel="ns per operation (
         return None
 
 
+def placement_table(path):
+    """Markdown lines for bench/placement.sh's runs (one JSON object a line):
+    per combination of background load, pinning and policy, the median over
+    the rounds of libcallout's and the oracle's lateness quantiles."""
+    rows = [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+    if not rows:
+        return []
+    groups = collections.OrderedDict()
+    for r in rows:
+        groups.setdefault((r["busy"], r["pin"], r["policy"]), []).append(r)
+    med = statistics.median
+    L = ["| background | pinned | policy | runs | handlers/s | p50 µs | p99 µs | max µs | oracle p50 µs |"
+         " oracle p99 µs | oracle max µs | p99 / oracle p99 | early |",
+         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (busy, pin, policy), rs in groups.items():
+        c = lambda k: med(r["callout"][k] for r in rs)
+        o = lambda k: med(r["oracle"][k] for r in rs)
+        p99s = "–".join(f"{v:.0f}" for v in (min(r["callout"]["p99_us"] for r in rs),
+                                              max(r["callout"]["p99_us"] for r in rs)))
+        L.append(f"| {'none' if str(busy) == '0' else f'{busy} spinners'} | {'yes' if pin else 'no'} |"
+                 f" {policy if policy == 'other' else policy + ' ' + str(rs[0]['priority'])} | {len(rs)} |"
+                 f" {med(r['fired_per_s'] for r in rs):,.0f} | {c('p50_us'):.1f} | {c('p99_us'):.0f} ({p99s}) |"
+                 f" {c('max_us'):.0f} | {o('p50_us'):.1f} | {o('p99_us'):.0f} | {o('max_us'):.0f} |"
+                 f" {med(r['ratio']['p99'] for r in rs):.2f} | {sum(r['early'] for r in rs)} |")
+    L.append("")
+    L.append("Load average before each run: " + ", ".join(r["loadavg_before"].split()[0] for r in rows) + ".")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--plots", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--out")
+    ap.add_argument("--plots")
     ap.add_argument("--notes", default=None)
+    ap.add_argument("--placement", default=None, help="print the table of bench/placement.sh's runs and exit")
     a = ap.parse_args()
+    if a.placement:
+        print("\n".join(placement_table(a.placement)))
+        return
+    if not (a.results and a.out and a.plots):
+        ap.error("--results, --out and --plots are required")
     res = a.results
     machine = collections.OrderedDict()
     for line in read_text(os.path.join(res, "machine.txt")).splitlines():
@@ -660,6 +695,18 @@ def main():
                       f" {100 * x['cpu_pressure_share']:.0f} %, {x['loadavg_before']}" for x in loads)
           + ". Handlers started before their tick (must be 0): "
           + ", ".join(str(x.get("early", "?")) for x in loads) + ".")
+        w("")
+    placement = placement_table(os.path.join(res, "mono_placement.jsonl"))
+    if placement:
+        w("### Placement and policy of the softclock threads under a background load (issue 13)")
+        w("")
+        w("`bench/placement.sh`: the load above at 10^5 connections, with and without one nice-0 spinning process"
+          " per processor, softclock threads pinned or floating, inherited policy or SCHED_FIFO; the combinations"
+          " interleaved round after round. Medians over the rounds (p99: range in brackets); the oracle is a"
+          " SCHED_OTHER thread of the same process.")
+        w("")
+        for line in placement:
+            w(line)
         w("")
     if win:
         ex, wd = win["exact"], win["window"]
