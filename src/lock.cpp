@@ -36,7 +36,9 @@ void SpinLock::lock_slow() {
   // thread holds on the same processor never lets it run -- until the
   // kernel's real-time throttling does, for 50 ms a second.  Measured: the
   // demo's lateness went to p50 186 ms, p99 2.1 s under a background load.
-  // Sleeping instead lets the holder run.
+  // Sleeping instead lets the holder run -- for long enough that the sleep
+  // really blocks: a 1 us nanosleep expired inside the system call here (a
+  // VM) and the thread never left the processor, with the same result.
   int realtime = -1;
   for (unsigned spins = 0;; ++spins) {
     // Test before test-and-set: spin on a shared cache line, write only when
@@ -52,7 +54,7 @@ void SpinLock::lock_slow() {
         realtime = policy == SCHED_FIFO || policy == SCHED_RR;
       }
       if (realtime) {
-        const timespec pause{0, 1'000};
+        const timespec pause{0, 50'000};
         nanosleep(&pause, nullptr);
       } else {
         sched_yield();  // the holder may be preempted; let it run
