@@ -661,6 +661,9 @@ std::vector<pid_t> start_spinners(unsigned n) {
   for (unsigned i = 0; i < n; ++i) {
     const pid_t pid = fork();
     if (pid == 0) {
+      // Die with the benchmark, even if it crashes: no orphaned busy loop.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() == 1) _exit(0);
       setpriority(PRIO_PROCESS, 0, 0);
       for (volatile std::uint64_t x = 0;; x = x + 1) {
       }
