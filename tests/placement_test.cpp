@@ -20,6 +20,20 @@
 #include <thread>
 #include <vector>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PLACEMENT_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PLACEMENT_TSAN 1
+#endif
+#if defined(PLACEMENT_TSAN)
+// The fork tests start threads in a child of a multi-threaded process,
+// which TSan refuses by default.
+extern "C" const char *__tsan_default_options() { return "die_after_fork=0"; }
+#endif
+
 namespace {
 
 // The processors of the calling thread's affinity mask, in order.
