@@ -442,7 +442,7 @@ def main():
                         f" p99 {cv.get('default_slack', {}).get('p99_us', 0):.0f} µs)",
                         verdict(late["p99_us"] <= 50)))
 
-    w("## Targets (issue 4), as measured in this run")
+    w("## Targets, as measured in this run")
     w("")
     w("\"The best library\" is the fastest of the packaged peers and the two baselines in that cell of the tables"
       " below (libcallout itself excluded). libcallout's single-thread comparison uses its manual-clock domain; the"
@@ -520,11 +520,11 @@ def main():
             w(f"![{title.split(':')[0]}]({rel(png)})")
             w("")
         plots[key] = png
-    w("For scale, the reference figures quoted in issue 4 (best packaged or baseline library, another run on this"
-      " kind of machine) next to the best library measured here; the ratio says how much slower this run's machine"
-      " state was:")
+    w("For scale, the reference figures the targets were set against (best packaged or baseline library, another"
+      " run on this kind of machine) next to the best library measured here; the ratio says how much slower this"
+      " run's machine state was:")
     w("")
-    w("| cell | issue 4 reference | best here | here / reference |")
+    w("| cell | reference | best here | here / reference |")
     w("|---|---:|---:|---:|")
     for key, wl, metric, title in WORKLOAD_METRICS:
         for n, ref in REFERENCE.get(key, {}).items():
@@ -534,8 +534,8 @@ def main():
                   f" {b[1] / ref:.2f}× |")
     w("")
     w("Single-threaded wheels without locks (timeout.c, ratas) reach 4.5 / 5.2 / 8.9 / 15.7 ns (arm / cancel /"
-      " re-arm / expiry) at 10^5 per the issue; the `wheel alone` rows of libcallout's own benchmarks below are"
-      " the comparable numbers for libcallout's wheel.")
+      " re-arm / expiry) at 10^5 on this kind of machine (reference figures, not measured in this run); the"
+      " `wheel alone` rows of libcallout's own benchmarks below are the comparable numbers for libcallout's wheel.")
     w("")
     if w4n:
         w(f"### W4: memory per armed timer and allocations per operation (N = {n_label(w4n[0])})")
@@ -637,7 +637,7 @@ def main():
         w("")
     loads = [x for x in (read_json(os.path.join(res, f), {}) for f in ("mono_load_1e5.json", "mono_load_1e6.json")) if x]
     if loads:
-        w("### Lateness under the demo's load, against an oracle in the same run (issue 13)")
+        w("### Lateness under the demo's load, against an oracle in the same run")
         w("")
         w("`callout-mono-bench load`: the demo's traffic (retransmit, delayed-ACK and keepalive callouts per"
           " connection, each associated with the connection's mutex; reset and stopped far more often than fired;"
@@ -663,7 +663,7 @@ def main():
         w("")
     if win:
         ex, wd = win["exact"], win["window"]
-        w("### Precision windows: wake-ups with and without slack (issue 6)")
+        w("### Precision windows: wake-ups with and without slack")
         w("")
         w(f"{win['count']:,} callouts with delays spread uniformly over {win['seconds']} s (hz 1000, one domain per"
           " run, its default CPU count), armed once with `callout_reset` and once with `callout_reset_window` and a"
