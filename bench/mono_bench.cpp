@@ -63,6 +63,7 @@
 #include "callout/callout.h"
 #include "common/alloc_count.h"
 #include "common/bench_util.h"
+#include "common/xorshift.h"
 
 namespace {
 
@@ -468,17 +469,7 @@ unsigned g_ncpu;
 // On only between the warm-up and the end of the measured window.
 std::atomic<bool> g_recording{false};
 
-struct Rng {
-  std::uint64_t s;
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  unsigned below(unsigned n) { return static_cast<unsigned>((next() >> 32) * n >> 32); }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
+using Rng = bench::XorShift64Star;
 
 int ms_ticks(double ms) {
   const double t = std::ceil(ms * g_hz / 1000.0);

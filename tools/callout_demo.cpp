@@ -48,6 +48,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/xorshift.h"
+
 namespace {
 
 // ---- options ----------------------------------------------------------------
@@ -339,17 +341,7 @@ void tcp_timer_keep(void *arg) {
 
 namespace {
 
-struct Rng {
-  std::uint64_t s;
-  std::uint64_t next() {  // xorshift64*
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  unsigned below(unsigned n) { return static_cast<unsigned>((next() >> 32) * n >> 32); }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
+using Rng = bench::XorShift64Star;
 
 // Opens connection slot i (its callouts are initialised and bound).  Called
 // at start-up, and by its worker after closing the previous connection,
