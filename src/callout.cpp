@@ -83,13 +83,17 @@ std::uint64_t window_tick(std::uint64_t due, int slack) {
 // hold the old one and another thread may be moving a callout the other way).
 // Ignored while resets_ignored(c).
 unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_SAFETY_ANALYSIS {
-  if (resets_ignored(c)) {
+  // One load serves both uses: every writer of c's flags holds this CPU's
+  // lock (or owns c outright, in init and destroy), so they cannot change
+  // until we release it.
+  std::uint32_t f = c->flags.load(std::memory_order_relaxed);
+  if (resets_ignored(c, f)) {
     CALLOUT_STAT(++cpu->stats.ignored);
     cpu->lock.unlock();
     return kIgnored;
   }
   unsigned result = 0;
-  std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~(kFired | kInvoking);
+  f &= ~(kFired | kInvoking);
   if (f & kFreeBSD) f |= kActive;
   if (cpu->running == c && cpu->dispatching && !cpu->cancelled) {
     cpu->cancelled = true;
