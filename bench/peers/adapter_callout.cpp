@@ -55,7 +55,7 @@ class CalloutAdapter {
   void flush() {}
   std::uint64_t fired() const { return fired_.load(std::memory_order_acquire); }
 
-  // Batch (virtual time): the manual clock only.
+  // Batch (time moved by the caller): the manual and virtual clocks.
   std::uint64_t w3(const std::vector<std::uint32_t> &ms) requires(kClock == CALLOUT_CLOCK_MANUAL ||
                                                                   kClock == CALLOUT_CLOCK_VIRTUAL) {
     for (std::size_t i = 0; i < ms.size(); ++i) arm(static_cast<std::uint32_t>(i), ms[i]);
