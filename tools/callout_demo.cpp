@@ -84,7 +84,8 @@ void help() {
       "\n"
       "Without --cpus and --hz the demo runs on the default domain; with either it\n"
       "creates its own monotonic-clock domain.  Ctrl-C ends the run early (the\n"
-      "summary is still printed).  Exit status: 0, or 2 for bad arguments.\n",
+      "summary is still printed).  Exit status: 0; 1 if the domain cannot be\n"
+      "created or a handler ran early; 2 for bad arguments.\n",
       kUsage);
 }
 
