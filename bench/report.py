@@ -659,7 +659,7 @@ def main():
         if holds:
             w("The longest CPU-lock hold of each run, by cause (`callout_domain_stats`, over the whole run,"
               " warm-up and the opening of every connection included; cascade chunks are all timed, the O(1)"
-              " holds of API calls and of the softclock's dispatch bookkeeping one in 1024), against the 50 µs"
+              " holds of API calls and of the softclock's dispatch bookkeeping one in 4096), against the 50 µs"
               " target; and the time dispatches waited for their connection's mutex (the application's lock,"
               " not the wheel's):")
             w("")

@@ -48,14 +48,15 @@ struct CpuStats {
 // by design (API calls, the softclock's per-dispatch bookkeeping): reading
 // the clock costs about 60 ns here, six reset/stop calls' worth, and two
 // reads per call would make that path several times slower (docs/DESIGN.md,
-// "Lock-hold counters", has the measurements).  A power of two.
-inline constexpr std::uint32_t kHoldSample = 1024;
+// "Lock-hold counters", has the measurements).
+inline constexpr std::uint32_t kHoldSample = 4096;
 
 struct alignas(64) Cpu {
   SpinLock lock;
-  // Counts the sampled lock holds (hold_begin); in the padding after the
-  // lock, on the line every operation has just written.
-  std::uint32_t hold_sample GUARDED_BY(lock) = 0;
+  // Counts down the lock holds to the next one timed (hold_begin): one
+  // decrement in memory and a branch, in the padding after the lock, on the
+  // line every operation has just written.
+  std::uint32_t hold_sample GUARDED_BY(lock) = kHoldSample;
   // The counters of the reset/stop path, on the lock's cache line, which
   // every operation has just written (the lock's exchange): bumping them
   // touches no other line.  The rest of the counters are in `stats`.
@@ -144,7 +145,10 @@ Cpu *current_cpu();
 // other counters.
 inline std::uint64_t hold_begin(Cpu *cpu) REQUIRES(cpu->lock) {
 #ifndef CALLOUT_NO_STATS
-  if ((++cpu->hold_sample & (kHoldSample - 1)) == 0) return monotonic_ns();
+  if (__builtin_expect(--cpu->hold_sample == 0, 0)) {
+    cpu->hold_sample = kHoldSample;
+    return monotonic_ns();
+  }
 #else
   (void)cpu;
 #endif
@@ -159,7 +163,7 @@ inline std::uint64_t hold_clock() {
 }
 inline void hold_end(Cpu *cpu, std::uint64_t start, std::uint64_t CpuStats::*field) REQUIRES(cpu->lock) {
 #ifndef CALLOUT_NO_STATS
-  if (start == 0) return;
+  if (__builtin_expect(start == 0, 1)) return;
   const std::uint64_t held = monotonic_ns() - start;
   if (held > cpu->stats.*field) cpu->stats.*field = held;
 #else

@@ -179,7 +179,7 @@ struct callout_stats {
   /* (1.1) The longest time a CPU lock was held, in ns, by what held it.  A
    * reset or stop waits for the lock at most this long (plus the holds of
    * other resets and stops).  The O(1) holds are timed on a sample, one hold
-   * in 1024 per CPU; each timed hold includes one clock read (tens of ns). */
+   * in 4096 per CPU; each timed hold includes one clock read (tens of ns). */
   uint64_t lock_hold_ns_max_cascade; /* a softclock re-placing the callouts of
                                         a passed wheel bucket (one cascade
                                         chunk); every one timed */
