@@ -87,7 +87,7 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
   const std::uint64_t held = hold_begin(cpu);
   if (resets_ignored(c)) {
     CALLOUT_STAT(++cpu->stats.ignored);
-    hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return kIgnored;
   }
@@ -139,7 +139,7 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
   }
   // After a migration, the hold of the new home (which overlapped the old
   // one's) is counted there.
-  hold_end(home, held, &CpuStats::hold_ns_max_api);
+  hold_end(home, held, &HoldStats::hold_ns_max_api);
   home->lock.unlock();
   if (kick) home->kick.wake_all();
   return result;
@@ -155,7 +155,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
   if (!running_elsewhere(cpu, ci)) {
     CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, false);
-    hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return r;
   }
@@ -169,7 +169,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   bool dropped_interlock = false;
   unsigned giant_depth = 0;
   for (;;) {
-    hold_end(cpu, held, &CpuStats::hold_ns_max_api);  // every branch drops the lock
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);  // every branch drops the lock
     if (interlock != nullptr && !dropped_interlock) {
       cpu->lock.unlock();
       pthread_mutex_unlock(interlock);
@@ -188,7 +188,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   }
   --ci->halt_waiters;
   CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, true);
-  hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   if (giant_depth != 0) d->giant.reacquire(giant_depth);
   if (dropped_interlock) pthread_mutex_lock(interlock);
@@ -386,7 +386,7 @@ extern "C" bool callout_stop(callout_t *c) {
   cpu->lock.assert_held();
   const std::uint64_t held = hold_begin(cpu);
   const bool fired = stop_locked(cpu, ci).fired;
-  hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   return fired;
 }
@@ -426,7 +426,7 @@ extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg)
   stop_locked(cpu, ci);
   CALLOUT_STAT(++cpu->stats.halts);
   if (!running_elsewhere(cpu, ci)) {
-    hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return false;
   }
@@ -438,7 +438,7 @@ extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg)
   CALLOUT_STAT(++cpu->stats.halts_waited);
   cpu->drains[cpu->ndrains++] = {done, arg};
   ci->flags.fetch_or(kDraining, std::memory_order_release);
-  hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   return true;
 }
@@ -455,7 +455,7 @@ extern "C" void callout_shutdown(callout_t *c) {
   const std::uint64_t held = hold_begin(cpu);
   stop_locked(cpu, ci);
   ci->flags.fetch_or(kShutdown, std::memory_order_release);
-  hold_end(cpu, held, &CpuStats::hold_ns_max_api);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
 }
 

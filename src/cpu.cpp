@@ -76,8 +76,8 @@ bool acquire_association(Cpu *cpu, std::uint32_t flags, pthread_mutex_t *mtx) RE
   }
   cpu->lock.lock();
 #ifndef CALLOUT_NO_STATS
-  cpu->stats.assoc_wait_ns_total += waited;
-  if (waited > cpu->stats.assoc_wait_ns_max) cpu->stats.assoc_wait_ns_max = waited;
+  cpu->hold_stats.assoc_wait_ns_total += waited;
+  if (waited > cpu->hold_stats.assoc_wait_ns_max) cpu->hold_stats.assoc_wait_ns_max = waited;
 #endif
   cpu->dispatching = false;
   if (!cpu->cancelled) return true;
@@ -206,7 +206,7 @@ bool finish_dispatch(Cpu *cpu, CalloutImpl *c, std::uint64_t *held) REQUIRES(cpu
   }
   const bool slow = cpu->nwait != 0 || ndrains != 0;
   if (!slow) return false;
-  hold_end(cpu, *held, &CpuStats::hold_ns_max_batch);
+  hold_end(cpu, *held, &HoldStats::hold_ns_max_batch);
   notify_done(cpu);
   if (ndrains != 0) {
     cpu->lock.unlock();
@@ -248,7 +248,7 @@ unsigned run_expired(Cpu *cpu) {
 
     // 2. The associated lock, unless the invocation is cancelled meanwhile.
     if (f & (kGiant | kMutex)) {
-      hold_end(cpu, held, &CpuStats::hold_ns_max_batch);
+      hold_end(cpu, held, &HoldStats::hold_ns_max_batch);
       const bool invoke = acquire_association(cpu, f, mtx);
       held = hold_begin(cpu);
       timing.interrupted();  // waiting for the lock may have taken long
@@ -267,7 +267,7 @@ unsigned run_expired(Cpu *cpu) {
     const callout_func_t func = c->func;
     void *const arg = c->arg;
     c->flags.store(f | kFired | kInvoking, std::memory_order_release);
-    hold_end(cpu, held, &CpuStats::hold_ns_max_batch);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_batch);
     cpu->lock.unlock();
     const std::uint64_t start = timing.start();
     CALLOUT_PROBE4(entry, c, func, arg, due);
@@ -284,7 +284,7 @@ unsigned run_expired(Cpu *cpu) {
     if (finish_dispatch(cpu, c, &held)) timing.interrupted();
   }
   timing.finish(cpu);
-  hold_end(cpu, held, &CpuStats::hold_ns_max_batch);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_batch);
   return ran;
 }
 
@@ -393,12 +393,12 @@ void *softclock_main(void *arg) {
         std::uint64_t held = hold_clock();
         cpu->wheel.begin_advance(next);
         while (cpu->wheel.cascade(kCascadeBudget)) {
-          hold_end(cpu, held, &CpuStats::hold_ns_max_cascade);
+          hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
           cpu->lock.unlock();
           cpu->lock.lock();
           held = hold_clock();
         }
-        hold_end(cpu, held, &CpuStats::hold_ns_max_cascade);
+        hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
         run_expired(cpu);
         continue;
       }

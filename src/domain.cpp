@@ -477,7 +477,7 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
         // no clock read).
         const std::uint64_t held = cpu->wheel.cascading() ? hold_clock() : 0;
         cpu->wheel.advance(step);
-        hold_end(cpu, held, &CpuStats::hold_ns_max_cascade);
+        hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
         cpu->lock.unlock();
       }
     }

@@ -68,8 +68,8 @@ extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
 
 namespace {
 
-void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending, std::uint64_t scheduled,
-               std::uint64_t rescheduled, std::uint64_t stopped) {
+void add_stats(callout_stats *out, const CpuStats &st, const HoldStats &hs, std::uint64_t pending,
+               std::uint64_t scheduled, std::uint64_t rescheduled, std::uint64_t stopped) {
   out->scheduled += scheduled;
   out->rescheduled += rescheduled;
   out->stopped += stopped;
@@ -85,11 +85,11 @@ void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending, st
   out->wakeups += st.wakeups;
   out->pending += pending;
   for (int i = 0; i < CALLOUT_LATENCY_BUCKETS; ++i) out->lateness_ns_log2[i] += st.lateness_ns_log2[i];
-  out->lock_hold_ns_max_cascade = std::max(out->lock_hold_ns_max_cascade, st.hold_ns_max_cascade);
-  out->lock_hold_ns_max_batch = std::max(out->lock_hold_ns_max_batch, st.hold_ns_max_batch);
-  out->lock_hold_ns_max_api = std::max(out->lock_hold_ns_max_api, st.hold_ns_max_api);
-  out->assoc_wait_ns_total += st.assoc_wait_ns_total;
-  out->assoc_wait_ns_max = std::max(out->assoc_wait_ns_max, st.assoc_wait_ns_max);
+  out->lock_hold_ns_max_cascade = std::max(out->lock_hold_ns_max_cascade, hs.hold_ns_max_cascade);
+  out->lock_hold_ns_max_batch = std::max(out->lock_hold_ns_max_batch, hs.hold_ns_max_batch);
+  out->lock_hold_ns_max_api = std::max(out->lock_hold_ns_max_api, hs.hold_ns_max_api);
+  out->assoc_wait_ns_total += hs.assoc_wait_ns_total;
+  out->assoc_wait_ns_max = std::max(out->assoc_wait_ns_max, hs.assoc_wait_ns_max);
 }
 
 // The size of struct callout_stats in 1.0, the smallest callout_domain_stats
@@ -120,10 +120,11 @@ extern "C" int callout_domain_stats(callout_domain_t *d, int cpu, struct callout
     Cpu *c = &d->cpus[i];
     c->lock.lock();
     const CpuStats st = c->stats;
+    const HoldStats hs = c->hold_stats;
     const std::uint64_t pending = c->wheel.size();
     const std::uint64_t scheduled = c->n_scheduled, rescheduled = c->n_rescheduled, stopped = c->n_stopped;
     c->lock.unlock();
-    add_stats(&all, st, pending, scheduled, rescheduled, stopped);
+    add_stats(&all, st, hs, pending, scheduled, rescheduled, stopped);
   }
   all.size = size;
   std::memcpy(out, &all, std::min(size, sizeof all));

@@ -861,15 +861,10 @@ int main(int argc, char **argv) {
     // The longest time a CPU lock was held, by what held it: a reset or stop
     // of a connection's timer waited at most about that long for it.  The
     // mutex wait is the connections' own locks, not the library's.
-    std::printf(
-        "  %-26s cascade %s, batch %s, reset/stop %s (target <= 50 us)
-        ", " longest CPU -
-            lock hold ",
-            dur(es.lock_hold_ns_max_cascade)
-                .c_str(),
-        dur(es.lock_hold_ns_max_batch).c_str(), dur(es.lock_hold_ns_max_api).c_str());
-    std::printf("  %-26s %s in all, longest %s
-", "dispatch waits for a mutex",
+    std::printf("  %-26s cascade %s, batch %s, reset/stop %s (target <= 50 us)\n", "longest CPU-lock hold",
+                dur(es.lock_hold_ns_max_cascade).c_str(), dur(es.lock_hold_ns_max_batch).c_str(),
+                dur(es.lock_hold_ns_max_api).c_str());
+    std::printf("  %-26s %s in all, longest %s\n", "dispatch waits for a mutex",
                 dur(es.assoc_wait_ns_total).c_str(), dur(es.assoc_wait_ns_max).c_str());
   }
   if (tot.early) std::printf("  ERROR: %s handlers ran before their due tick\n", grouped(tot.early).c_str());
