@@ -78,6 +78,8 @@ bool acquire_association(Cpu *cpu, std::uint32_t flags, pthread_mutex_t *mtx) RE
 #ifndef CALLOUT_NO_STATS
   cpu->hold_stats.assoc_wait_ns_total += waited;
   if (waited > cpu->hold_stats.assoc_wait_ns_max) cpu->hold_stats.assoc_wait_ns_max = waited;
+#else
+  (void)waited;
 #endif
   cpu->dispatching = false;
   if (!cpu->cancelled) return true;
