@@ -666,10 +666,10 @@ def main():
             w("| connections | cascade µs | batch µs | API µs | longest hold ≤ 50 µs | mutex wait total ms | mutex wait max µs |")
             w("|---:|---:|---:|---:|---|---:|---:|")
             for x in holds:
-                h, a = x["lock_hold_max_us"], x["assoc_wait"]
+                h, aw = x["lock_hold_max_us"], x["assoc_wait"]
                 worst = max(h["cascade"], h["batch"], h["api"])
                 w(f"| {x['connections']:,} | {h['cascade']:.1f} | {h['batch']:.1f} | {h['api']:.1f} |"
-                  f" {'yes' if worst <= 50 else '**no**'} ({worst:.1f}) | {a['total_ms']:.1f} | {a['max_us']:.1f} |")
+                  f" {'yes' if worst <= 50 else '**no**'} ({worst:.1f}) | {aw['total_ms']:.1f} | {aw['max_us']:.1f} |")
             w("")
         w("Keepalive idle time, event rate, CPU pressure and load average of each run: "
           + "; ".join(f"{x['connections']:,}: {x['keep_ms'] / 1000:g} s, {x['rate']:,.0f}/s,"
