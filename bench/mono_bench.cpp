@@ -25,7 +25,9 @@
 //       every handler start's lateness past its due tick's start is recorded
 //       exactly, beside an oracle in the same process: a thread with 1 ns of
 //       timer slack in clock_nanosleep(TIMER_ABSTIME) to tick starts.
-//       p50/p99/p99.9/max of both and their ratios.
+//       p50/p99/p99.9/max of both and their ratios; the longest CPU-lock
+//       hold per cause and the waits for the connections' mutexes
+//       (callout_domain_stats, over the whole run, warm-up included).
 //   callout-mono-bench window   [--count N] [--seconds S] [--slack PCT]
 //       precision windows (callout_reset_window): N callouts spread over S
 //       seconds, once with no slack and once with a slack of PCT % of each
@@ -723,7 +725,9 @@ int cmd_load() {
       "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
       "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
       "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
-      "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f}}\n",
+      "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},"
+      "\"lock_hold_max_us\":{\"cascade\":%.1f,\"batch\":%.1f,\"api\":%.1f},"
+      "\"assoc_wait\":{\"total_ms\":%.1f,\"max_us\":%.1f}}\n",
       nconn, kKeepIdleMs, seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
       static_cast<unsigned long long>(mid.pending), static_cast<double>(s1.fired - s0.fired) / wall,
       static_cast<double>(s1.scheduled + s1.rescheduled + s1.stopped - s0.scheduled - s0.rescheduled -
@@ -733,7 +737,10 @@ int cmd_load() {
       static_cast<unsigned long long>(early),
       static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0), q_json(ql).c_str(),
       q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
-      ql.max / qo.max);
+      ql.max / qo.max, static_cast<double>(s1.lock_hold_ns_max_cascade) / 1e3,
+      static_cast<double>(s1.lock_hold_ns_max_batch) / 1e3,
+      static_cast<double>(s1.lock_hold_ns_max_api) / 1e3, static_cast<double>(s1.assoc_wait_ns_total) / 1e6,
+      static_cast<double>(s1.assoc_wait_ns_max) / 1e3);
   // The connections' callouts still pend: halt and destroy them before their
   // storage goes away.
   for (unsigned i = 0; i < nconn; ++i) {

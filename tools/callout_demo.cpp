@@ -850,6 +850,16 @@ int main(int argc, char **argv) {
     std::printf("  %-26s %s pending, %s softclock wake-ups/s, %s handlers >= 1 tick late\n",
                 "engine counters", grouped(es.pending).c_str(),
                 si(static_cast<double>(es.wakeups) / secs).c_str(), grouped(es.fired_late).c_str());
+  if (have_engine_stats) {
+    // The longest time a CPU lock was held, by what held it: a reset or stop
+    // of a connection's timer waited at most about that long for it.  The
+    // mutex wait is the connections' own locks, not the library's.
+    std::printf("  %-26s cascade %s, batch %s, reset/stop %s (target <= 50 us)\n", "longest CPU-lock hold",
+                dur(es.lock_hold_ns_max_cascade).c_str(), dur(es.lock_hold_ns_max_batch).c_str(),
+                dur(es.lock_hold_ns_max_api).c_str());
+    std::printf("  %-26s %s in all, longest %s\n", "dispatch waits for a mutex",
+                dur(es.assoc_wait_ns_total).c_str(), dur(es.assoc_wait_ns_max).c_str());
+  }
   if (tot.early) std::printf("  ERROR: %s handlers ran before their due tick\n", grouped(tot.early).c_str());
 
   short_dump(12);
