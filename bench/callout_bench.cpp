@@ -135,7 +135,7 @@ struct WheelWorld {
   std::unique_ptr<WheelNode[]> node;
   SpinLock lock;
   explicit WheelWorld(std::size_t n_) : n(n_), node(new WheelNode[n_]) {
-    for (std::size_t i = 0; i < n; ++i) node[i] = WheelNode{{nullptr, nullptr}, 0, Wheel::kNowhere, 0};
+    for (std::size_t i = 0; i < n; ++i) node[i] = WheelNode{{nullptr, nullptr}, 0, Wheel::kNowhere};
   }
   void clear() {
     for (std::size_t i = 0; i < n; ++i)

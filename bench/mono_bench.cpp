@@ -25,7 +25,9 @@
 //       every handler start's lateness past its due tick's start is recorded
 //       exactly, beside an oracle in the same process: a thread with 1 ns of
 //       timer slack in clock_nanosleep(TIMER_ABSTIME) to tick starts.
-//       p50/p99/p99.9/max of both and their ratios.
+//       p50/p99/p99.9/max of both and their ratios; the longest CPU-lock
+//       hold per cause and the waits for the connections' mutexes
+//       (callout_domain_stats, over the whole run, warm-up included).
 //       Placement and policy of the softclock threads (domain options):
 //       [--pin 0|1] [--policy other|fifo|rr] [--priority P (default 10)];
 //       [--busy B]: B background processes spinning at nice 0 from before
@@ -69,6 +71,7 @@
 #include "callout/callout.h"
 #include "common/alloc_count.h"
 #include "common/bench_util.h"
+#include "common/xorshift.h"
 
 namespace {
 
@@ -474,17 +477,7 @@ unsigned g_ncpu;
 // On only between the warm-up and the end of the measured window.
 std::atomic<bool> g_recording{false};
 
-struct Rng {
-  std::uint64_t s;
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  unsigned below(unsigned n) { return static_cast<unsigned>((next() >> 32) * n >> 32); }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
+using Rng = bench::XorShift64Star;
 
 int ms_ticks(double ms) {
   const double t = std::ceil(ms * g_hz / 1000.0);
@@ -780,7 +773,9 @@ int cmd_load() {
       "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
       "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
       "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
-      "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f}}\n",
+      "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},"
+      "\"lock_hold_max_us\":{\"cascade\":%.1f,\"batch\":%.1f,\"api\":%.1f},"
+      "\"assoc_wait\":{\"total_ms\":%.1f,\"max_us\":%.1f}}\n",
       (cfg.flags & CALLOUT_DOMAIN_PIN) != 0, policy.c_str(), cfg.sched_priority, busy, nconn, kKeepIdleMs,
       seconds, rate, g_hz, g_ncpu, load0.c_str(), loadavg().c_str(),
       static_cast<unsigned long long>(mid.pending), static_cast<double>(s1.fired - s0.fired) / wall,
@@ -791,7 +786,10 @@ int cmd_load() {
       static_cast<unsigned long long>(early),
       static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0), q_json(ql).c_str(),
       q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
-      ql.max / qo.max);
+      ql.max / qo.max, static_cast<double>(s1.lock_hold_ns_max_cascade) / 1e3,
+      static_cast<double>(s1.lock_hold_ns_max_batch) / 1e3,
+      static_cast<double>(s1.lock_hold_ns_max_api) / 1e3, static_cast<double>(s1.assoc_wait_ns_total) / 1e6,
+      static_cast<double>(s1.assoc_wait_ns_max) / 1e3);
   // The connections' callouts still pend: halt and destroy them before their
   // storage goes away.
   for (unsigned i = 0; i < nconn; ++i) {

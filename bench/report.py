@@ -39,7 +39,7 @@ REFERENCE = {  # the targets' reference: best packaged or baseline library, medi
 }
 WHEEL_BAR = {"w1_arm": 4.5, "w1_cancel": 5.2, "w2_rearm": 8.9, "w3_fire": 15.7}  # timeout.c/ratas at 10^5
 THREAD_SAFE_PEERS = ["dpdk", "libevent-mt"]
-CALLOUT_MAIN = "callout-manual"
+CALLOUT_MAIN = "callout-virtual"
 CALLOUT_MT = "callout-mono"
 
 
@@ -477,11 +477,13 @@ def main():
                         f" p99 {cv.get('default_slack', {}).get('p99_us', 0):.0f} µs)",
                         verdict(late["p99_us"] <= 50)))
 
-    w("## Targets (issue 4), as measured in this run")
+    w("## Targets, as measured in this run")
     w("")
     w("\"The best library\" is the fastest of the packaged peers and the two baselines in that cell of the tables"
-      " below (libcallout itself excluded). libcallout's single-thread comparison uses its manual-clock domain; the"
-      " comparison with the thread-safe peers uses the monotonic clock.")
+      " below (libcallout itself excluded). libcallout's single-thread comparison uses its virtual-clock domain,"
+      " whose handlers run in the thread that advances time, as every single-thread peer's callbacks run in its"
+      " loop's thread (the manual clock's rows, which hand each tick to a softclock thread, are in the tables);"
+      " the comparison with the thread-safe peers uses the monotonic clock.")
     w("")
     w("| target | measured | verdict |")
     w("|---|---|:-:|")
@@ -503,6 +505,8 @@ def main():
     w("")
     w("What each row is:")
     w("")
+    w("- **libcallout (virtual clock)**: a virtual-clock domain, 1 CPU, hz 1000 (a tick is 1 ms), no threads. W3"
+      " is `callout_domain_advance(d, 100)`, which runs every handler in the calling thread, tick by tick.")
     w("- **libcallout (manual clock)**: a manual-clock domain, 1 CPU, hz 1000 (a tick is 1 ms). W3 is"
       " `callout_domain_advance(d, 100)`: every handler runs on the CPU's softclock thread and the call returns when"
       " all have run; the CPU time of both threads counts.")
@@ -527,7 +531,8 @@ def main():
     w("- W3 (batch) for every peer: arm, sleep (untimed) until every deadline has passed, then run the loop"
       " (`event_base_loop(EVLOOP_NONBLOCK)`, `uv_run(UV_RUN_NOWAIT)`, `io_context::poll()`, `rte_timer_manage()`,"
       " or the baseline's pop loop) until all fired: the CPU time of that dispatch. libcallout's counterpart is the"
-      " manual clock's `callout_domain_advance` (100 ticks, a hand-off to the softclock thread per tick).")
+      " virtual clock's `callout_domain_advance` (100 ticks, the handlers run in the caller; the manual clock's"
+      " hands each tick to its softclock thread).")
     w("- W3 in real time: arm, then run the library's blocking loop until all fired"
       " (`event_base_loop(EVLOOP_ONCE)`, `uv_run(UV_RUN_ONCE)`, `io_context::run()`, `rte_timer_manage()` then a"
       " sleep of `rte_timer_next_ticks()`, the baselines' pop-then-`clock_nanosleep` loop): the CPU time from the"
@@ -555,11 +560,11 @@ def main():
             w(f"![{title.split(':')[0]}]({rel(png)})")
             w("")
         plots[key] = png
-    w("For scale, the reference figures quoted in issue 4 (best packaged or baseline library, another run on this"
-      " kind of machine) next to the best library measured here; the ratio says how much slower this run's machine"
-      " state was:")
+    w("For scale, the reference figures the targets were set against (best packaged or baseline library, another"
+      " run on this kind of machine) next to the best library measured here; the ratio says how much slower this"
+      " run's machine state was:")
     w("")
-    w("| cell | issue 4 reference | best here | here / reference |")
+    w("| cell | reference | best here | here / reference |")
     w("|---|---:|---:|---:|")
     for key, wl, metric, title in WORKLOAD_METRICS:
         for n, ref in REFERENCE.get(key, {}).items():
@@ -569,8 +574,8 @@ def main():
                   f" {b[1] / ref:.2f}× |")
     w("")
     w("Single-threaded wheels without locks (timeout.c, ratas) reach 4.5 / 5.2 / 8.9 / 15.7 ns (arm / cancel /"
-      " re-arm / expiry) at 10^5 per the issue; the `wheel alone` rows of libcallout's own benchmarks below are"
-      " the comparable numbers for libcallout's wheel.")
+      " re-arm / expiry) at 10^5 on this kind of machine (reference figures, not measured in this run); the"
+      " `wheel alone` rows of libcallout's own benchmarks below are the comparable numbers for libcallout's wheel.")
     w("")
     if w4n:
         w(f"### W4: memory per armed timer and allocations per operation (N = {n_label(w4n[0])})")
@@ -672,7 +677,7 @@ def main():
         w("")
     loads = [x for x in (read_json(os.path.join(res, f), {}) for f in ("mono_load_1e5.json", "mono_load_1e6.json")) if x]
     if loads:
-        w("### Lateness under the demo's load, against an oracle in the same run (issue 13)")
+        w("### Lateness under the demo's load, against an oracle in the same run")
         w("")
         w("`callout-mono-bench load`: the demo's traffic (retransmit, delayed-ACK and keepalive callouts per"
           " connection, each associated with the connection's mutex; reset and stopped far more often than fired;"
@@ -690,6 +695,22 @@ def main():
             w(f"| | | | oracle | {o['p50_us']:.1f} | {o['p99_us']:.1f} | {o['p999_us']:.1f} | {o['max_us']:.0f} |")
             w(f"| | | | **ratio** | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | {r['max']:.2f} |")
         w("")
+        holds = [x for x in loads if "lock_hold_max_us" in x]
+        if holds:
+            w("The longest CPU-lock hold of each run, by cause (`callout_domain_stats`, over the whole run,"
+              " warm-up and the opening of every connection included; cascade chunks are all timed, the O(1)"
+              " holds of API calls and of the softclock's dispatch bookkeeping one in 4096), against the 50 µs"
+              " target; and the time dispatches waited for their connection's mutex (the application's lock,"
+              " not the wheel's):")
+            w("")
+            w("| connections | cascade µs | batch µs | API µs | longest hold ≤ 50 µs | mutex wait total ms | mutex wait max µs |")
+            w("|---:|---:|---:|---:|---|---:|---:|")
+            for x in holds:
+                h, aw = x["lock_hold_max_us"], x["assoc_wait"]
+                worst = max(h["cascade"], h["batch"], h["api"])
+                w(f"| {x['connections']:,} | {h['cascade']:.1f} | {h['batch']:.1f} | {h['api']:.1f} |"
+                  f" {'yes' if worst <= 50 else '**no**'} ({worst:.1f}) | {aw['total_ms']:.1f} | {aw['max_us']:.1f} |")
+            w("")
         w("Keepalive idle time, event rate, CPU pressure and load average of each run: "
           + "; ".join(f"{x['connections']:,}: {x['keep_ms'] / 1000:g} s, {x['rate']:,.0f}/s,"
                       f" {100 * x['cpu_pressure_share']:.0f} %, {x['loadavg_before']}" for x in loads)
@@ -710,7 +731,7 @@ def main():
         w("")
     if win:
         ex, wd = win["exact"], win["window"]
-        w("### Precision windows: wake-ups with and without slack (issue 6)")
+        w("### Precision windows: wake-ups with and without slack")
         w("")
         w(f"{win['count']:,} callouts with delays spread uniformly over {win['seconds']} s (hz 1000, one domain per"
           " run, its default CPU count), armed once with `callout_reset` and once with `callout_reset_window` and a"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# deb.sh -- build the Debian packages, check them with lintian, install them
-# and build C and C++ programs against the installed files only (a CI job of
-# .ci/run).
+# deb.sh -- build the Debian packages, check them with lintian, install them,
+# build C and C++ programs against the installed files only and run the
+# installed callout-demo briefly (a CI job of .ci/run).
 #
 #   ./scripts/deb.sh            build, lintian, install, consumers, remove
 #   KEEP=1 ./scripts/deb.sh     ... and leave the packages installed
@@ -26,7 +26,7 @@ cleanup() {
   local rc=$?
   rm -rf "$tmp"
   if [[ -n ${installed_here:-} && -z ${KEEP:-} ]]; then
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq libcallout-dev libcallout1 >/dev/null || rc=1
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq callout-tools libcallout-dev libcallout1 >/dev/null || rc=1
   fi
   exit $rc
 }
@@ -72,7 +72,7 @@ else
   installed_here=1
 fi
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  "$out"/libcallout1_*.deb "$out"/libcallout-dev_*.deb </dev/null >/dev/null
+  "$out"/libcallout1_*.deb "$out"/libcallout-dev_*.deb "$out"/callout-tools_*.deb </dev/null >/dev/null
 
 echo "--- consumers against the installed packages"
 here="$root/tests/install"
@@ -96,4 +96,16 @@ for p in callout callout_domain callout_halt callout_domain_create; do
   dpkg -L libcallout-dev | grep -q "/man3/$p\.3" || { echo "deb: no man page $p(3)" >&2; exit 1; }
 done
 echo "man pages: ok"
+
+echo "--- callout-tools: the installed demo"
+[[ "$(command -v callout-demo)" == /usr/bin/callout-demo ]] || { echo "deb: callout-demo is not /usr/bin/callout-demo" >&2; exit 1; }
+dpkg -L callout-tools | grep -q '/man1/callout-demo\.1' || { echo "deb: no man page callout-demo(1)" >&2; exit 1; }
+# A one-second run: exit status 0 and the summary printed.
+/usr/bin/callout-demo --duration 1 --connections 1000 >"$tmp/demo.out" 2>&1 || {
+  cat "$tmp/demo.out" >&2
+  echo "deb: callout-demo --duration 1 --connections 1000 failed" >&2
+  exit 1
+}
+grep -q '^Summary: ' "$tmp/demo.out" || { cat "$tmp/demo.out" >&2; echo "deb: callout-demo printed no summary" >&2; exit 1; }
+echo "callout-demo --duration 1 --connections 1000: ok"
 echo "deb: all checks passed"

@@ -83,13 +83,20 @@ std::uint64_t window_tick(std::uint64_t due, int slack) {
 // hold the old one and another thread may be moving a callout the other way).
 // Ignored while resets_ignored(c).
 unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_SAFETY_ANALYSIS {
-  if (resets_ignored(c)) {
+  // The caller took the lock just before (only the handler was set since).
+  const std::uint64_t held = hold_begin(cpu);
+  // One load serves both uses: every writer of c's flags holds this CPU's
+  // lock (or owns c outright, in init and destroy), so they cannot change
+  // until we release it.
+  std::uint32_t f = c->flags.load(std::memory_order_relaxed);
+  if (resets_ignored(c, f)) {
     CALLOUT_STAT(++cpu->stats.ignored);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return kIgnored;
   }
   unsigned result = 0;
-  std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~(kFired | kInvoking);
+  f &= ~(kFired | kInvoking);
   if (f & kFreeBSD) f |= kActive;
   if (cpu->running == c && cpu->dispatching && !cpu->cancelled) {
     cpu->cancelled = true;
@@ -134,6 +141,9 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
       kick = true;
     }
   }
+  // After a migration, the hold of the new home (which overlapped the old
+  // one's) is counted there.
+  hold_end(home, held, &HoldStats::hold_ns_max_api);
   home->lock.unlock();
   if (kick) home->kick.wake_all();
   return result;
@@ -142,12 +152,14 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
 HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdown,
                        bool cancel_dispatch) NO_THREAD_SAFETY_ANALYSIS {
   Cpu *cpu = lock_callout(ci);
+  std::uint64_t held = hold_begin(cpu);
   HaltResult r{false, stop_locked(cpu, ci, cancel_dispatch).unlinked};
   if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_release);
   CALLOUT_STAT(++cpu->stats.halts);
   CALLOUT_PROBE3(halt, ci, ci->func, ci->arg);
   if (!running_elsewhere(cpu, ci)) {
     CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, false);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return r;
   }
@@ -161,6 +173,7 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
   bool dropped_interlock = false;
   unsigned giant_depth = 0;
   for (;;) {
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);  // every branch drops the lock
     if (interlock != nullptr && !dropped_interlock) {
       cpu->lock.unlock();
       pthread_mutex_unlock(interlock);
@@ -172,12 +185,14 @@ HaltResult halt_common(CalloutImpl *ci, pthread_mutex_t *interlock, bool shutdow
       wait_for_done(cpu);
     }
     cpu = lock_callout(ci);
+    held = hold_begin(cpu);
     // H1: undo a re-arm made while we were away.
     if (stop_locked(cpu, ci, cancel_dispatch).unlinked) r.unlinked = true;
     if (!running_elsewhere(cpu, ci)) break;
   }
   --ci->halt_waiters;
   CALLOUT_PROBE4(halt_done, ci, ci->func, ci->arg, true);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   if (giant_depth != 0) d->giant.reacquire(giant_depth);
   if (dropped_interlock) pthread_mutex_lock(interlock);
@@ -372,7 +387,9 @@ extern "C" bool callout_stop(callout_t *c) {
   CalloutImpl *ci = checked(c, "callout_stop");
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
+  const std::uint64_t held = hold_begin(cpu);
   const bool fired = stop_locked(cpu, ci).fired;
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   return fired;
 }
@@ -408,9 +425,11 @@ extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg)
   if (done == nullptr) misuse("callout_halt_async", c, ci->func, "NULL completion function");
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
+  const std::uint64_t held = hold_begin(cpu);
   stop_locked(cpu, ci);
   CALLOUT_STAT(++cpu->stats.halts);
   if (!running_elsewhere(cpu, ci)) {
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return false;
   }
@@ -422,6 +441,7 @@ extern "C" bool callout_halt_async(callout_t *c, callout_func_t done, void *arg)
   CALLOUT_STAT(++cpu->stats.halts_waited);
   cpu->drains[cpu->ndrains++] = {done, arg};
   ci->flags.fetch_or(kDraining, std::memory_order_release);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   return true;
 }
@@ -435,8 +455,10 @@ extern "C" void callout_shutdown(callout_t *c) {
   CalloutImpl *ci = checked(c, "callout_shutdown");
   Cpu *cpu = lock_callout(ci);
   cpu->lock.assert_held();
+  const std::uint64_t held = hold_begin(cpu);
   stop_locked(cpu, ci);
   ci->flags.fetch_or(kShutdown, std::memory_order_release);
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
 }
 

@@ -45,10 +45,13 @@ StopResult stop_locked(Cpu *cpu, CalloutImpl *c, bool cancel_dispatch = true) RE
 // Whether a reset of c is ignored now (teardown in progress, so that a
 // racing re-arm cannot undo it): after callout_shutdown, while a
 // callout_halt_async completion is pending, and, for a FreeBSD callout,
-// while a drain waits for it (FreeBSD's rule).
-inline bool resets_ignored(const CalloutImpl *c) {
-  const std::uint32_t f = c->flags.load(std::memory_order_relaxed);
+// while a drain waits for it (FreeBSD's rule).  Called under c's CPU lock;
+// f: c's flags, loaded under that same lock.
+inline bool resets_ignored(const CalloutImpl *c, std::uint32_t f) {
   return (f & (kShutdown | kDraining)) != 0 || ((f & kFreeBSD) != 0 && c->halt_waiters != 0);
+}
+inline bool resets_ignored(const CalloutImpl *c) {
+  return resets_ignored(c, c->flags.load(std::memory_order_relaxed));
 }
 
 // What schedule_locked() did: bits.

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "callout_impl.h"
+#include "clock.h"
 #include "lock.h"
 #include "wheel.h"
 
@@ -33,14 +34,34 @@ struct CpuStats {
   std::uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS] = {};
 };
 
+// The longest CPU-lock holds by cause, and the dispatches' waits for their
+// associated lock (struct callout_stats says what each counts).  Apart from
+// CpuStats, at the end of Cpu, so that adding them moved no field that the
+// reset and dispatch paths read.
+struct HoldStats {
+  std::uint64_t hold_ns_max_cascade = 0, hold_ns_max_batch = 0, hold_ns_max_api = 0;
+  std::uint64_t assoc_wait_ns_total = 0, assoc_wait_ns_max = 0;
+};
+
 #ifdef CALLOUT_NO_STATS
 #define CALLOUT_STAT(expr) ((void)0)
 #else
 #define CALLOUT_STAT(expr) ((void)(expr))
 #endif
 
+// One CPU-lock hold in kHoldSample is timed, for the holds that are O(1)
+// by design (API calls, the softclock's per-dispatch bookkeeping): reading
+// the clock costs about 60 ns here, six reset/stop calls' worth, and two
+// reads per call would make that path several times slower (docs/DESIGN.md,
+// "Lock-hold counters", has the measurements).
+inline constexpr std::uint32_t kHoldSample = 4096;
+
 struct alignas(64) Cpu {
   SpinLock lock;
+  // Counts down the lock holds to the next one timed (hold_begin): one
+  // decrement in memory and a branch, in the padding after the lock, on the
+  // line every operation has just written.
+  std::uint32_t hold_sample GUARDED_BY(lock) = kHoldSample;
   // The counters of the reset/stop path, on the lock's cache line, which
   // every operation has just written (the lock's exchange): bumping them
   // touches no other line.  The rest of the counters are in `stats`.
@@ -116,10 +137,46 @@ struct alignas(64) Cpu {
   // Set by the softclock thread when it enters softclock_main; whoever
   // started it waits for this (start_thread in domain.cpp).
   std::atomic<bool> thread_running{false};
+
+  HoldStats hold_stats GUARDED_BY(lock);
 };
 
 // The CPU whose softclock thread the caller is, or null.
 Cpu *current_cpu();
+
+// Lock-hold timing.  hold_begin(), right after the lock is taken: the
+// clock now for one call in kHoldSample, else 0 (not timed); hold_clock():
+// the clock now, always (the holds whose length depends on the load: a
+// cascade chunk).  hold_end(), right before the lock is released: records
+// the hold in `field` (a maximum) if it was timed.  Compiled out with the
+// other counters.
+inline std::uint64_t hold_begin(Cpu *cpu) REQUIRES(cpu->lock) {
+#ifndef CALLOUT_NO_STATS
+  if (__builtin_expect(--cpu->hold_sample == 0, 0)) {
+    cpu->hold_sample = kHoldSample;
+    return monotonic_ns();
+  }
+#else
+  (void)cpu;
+#endif
+  return 0;
+}
+inline std::uint64_t hold_clock() {
+#ifndef CALLOUT_NO_STATS
+  return monotonic_ns();
+#else
+  return 0;
+#endif
+}
+inline void hold_end(Cpu *cpu, std::uint64_t start, std::uint64_t HoldStats::*field) REQUIRES(cpu->lock) {
+#ifndef CALLOUT_NO_STATS
+  if (__builtin_expect(start == 0, 1)) return;
+  const std::uint64_t held = monotonic_ns() - start;
+  if (held > cpu->hold_stats.*field) cpu->hold_stats.*field = held;
+#else
+  (void)cpu, (void)start, (void)field;
+#endif
+}
 
 // Locks the CPU that c is homed on and returns it (NetBSD's callout_lock):
 // read c->cpu, lock it, and retry if c moved meanwhile.  c->cpu changes only

@@ -3,7 +3,9 @@
 // time, so all are safe while the domain runs (and consistent per CPU).
 #include <errno.h>
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -66,8 +68,8 @@ extern "C" int callout_domain_check(callout_domain_t *d, FILE *out) {
 
 namespace {
 
-void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending, std::uint64_t scheduled,
-               std::uint64_t rescheduled, std::uint64_t stopped) {
+void add_stats(callout_stats *out, const CpuStats &st, const HoldStats &hs, std::uint64_t pending,
+               std::uint64_t scheduled, std::uint64_t rescheduled, std::uint64_t stopped) {
   out->scheduled += scheduled;
   out->rescheduled += rescheduled;
   out->stopped += stopped;
@@ -83,34 +85,50 @@ void add_stats(callout_stats *out, const CpuStats &st, std::uint64_t pending, st
   out->wakeups += st.wakeups;
   out->pending += pending;
   for (int i = 0; i < CALLOUT_LATENCY_BUCKETS; ++i) out->lateness_ns_log2[i] += st.lateness_ns_log2[i];
+  out->lock_hold_ns_max_cascade = std::max(out->lock_hold_ns_max_cascade, hs.hold_ns_max_cascade);
+  out->lock_hold_ns_max_batch = std::max(out->lock_hold_ns_max_batch, hs.hold_ns_max_batch);
+  out->lock_hold_ns_max_api = std::max(out->lock_hold_ns_max_api, hs.hold_ns_max_api);
+  out->assoc_wait_ns_total += hs.assoc_wait_ns_total;
+  out->assoc_wait_ns_max = std::max(out->assoc_wait_ns_max, hs.assoc_wait_ns_max);
 }
+
+// The size of struct callout_stats in 1.0, the smallest callout_domain_stats
+// accepts: it ended with the lateness histogram.
+constexpr size_t kStatsSizeV1 =
+    offsetof(callout_stats, lateness_ns_log2) + sizeof(callout_stats::lateness_ns_log2);
 
 }  // namespace
 
 /*
  * callout_domain_stats: the counters of CPU `cpu` of d, or their sum over
  * every CPU when cpu < 0 (maxima are maxima).  out->size must be set by the
- * caller; a larger struct (from a newer header) gets its unknown tail
- * zeroed.  Returns 0, or EINVAL for a bad size or CPU index.  Any thread;
- * takes each CPU lock briefly.
+ * caller: at least the 1.0 struct's size.  A smaller struct (a program built
+ * against an older header) gets the fields it has; a larger one (a newer
+ * header) gets its unknown tail zeroed.  Returns 0, or EINVAL for a bad size
+ * or CPU index.  Any thread; takes each CPU lock briefly.
  */
 extern "C" int callout_domain_stats(callout_domain_t *d, int cpu, struct callout_stats *out) {
-  if (d == nullptr || out == nullptr || out->size < sizeof *out) return EINVAL;
+  if (d == nullptr || out == nullptr || out->size < kStatsSizeV1) return EINVAL;
   if (cpu >= static_cast<int>(d->ncpu)) return EINVAL;
   const size_t size = out->size;
-  std::memset(out, 0, size);
-  out->size = size;
+  // Summed in a struct of our own size, then copied as far as the caller's
+  // reaches: its struct may be shorter than ours.
+  callout_stats all{};
   const unsigned first = cpu < 0 ? 0 : static_cast<unsigned>(cpu);
   const unsigned last = cpu < 0 ? d->ncpu : first + 1;
   for (unsigned i = first; i < last; ++i) {
     Cpu *c = &d->cpus[i];
     c->lock.lock();
     const CpuStats st = c->stats;
+    const HoldStats hs = c->hold_stats;
     const std::uint64_t pending = c->wheel.size();
     const std::uint64_t scheduled = c->n_scheduled, rescheduled = c->n_rescheduled, stopped = c->n_stopped;
     c->lock.unlock();
-    add_stats(out, st, pending, scheduled, rescheduled, stopped);
+    add_stats(&all, st, hs, pending, scheduled, rescheduled, stopped);
   }
+  all.size = size;
+  std::memcpy(out, &all, std::min(size, sizeof all));
+  if (size > sizeof all) std::memset(reinterpret_cast<char *>(out) + sizeof all, 0, size - sizeof all);
   return 0;
 }
 
@@ -225,6 +243,27 @@ extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
                  " %7" PRIu64 " %8" PRIu64 " %10.2f %10.1f %9" PRIu64 "\n",
                  name, st.scheduled, st.rescheduled, st.stopped, st.fired, st.fired_late, st.late_max_ticks,
                  st.halts, st.halts_waited, avg_us, static_cast<double>(st.run_ns_max) / 1e3, st.pending);
+  }
+  // The longest CPU-lock holds by cause, and the waits for associated
+  // locks (the application's locks, not the wheel's): a second table, so
+  // that the first stays narrow.
+  std::fprintf(out, "%-6s %14s %14s %14s %16s %16s\n", "cpu", "hold-max-us", "", "", "assoc-wait-us", "");
+  std::fprintf(out, "%-6s %14s %14s %14s %16s %16s\n", "", "cascade", "batch", "api", "total", "max");
+  for (int i = 0; i <= static_cast<int>(d->ncpu); ++i) {
+    const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
+    st.size = sizeof st;
+    callout_domain_stats(d, cpu, &st);
+    char name[16];
+    if (cpu < 0)
+      std::snprintf(name, sizeof name, "total");
+    else
+      std::snprintf(name, sizeof name, "%d", cpu);
+    std::fprintf(out, "%-6s %14.1f %14.1f %14.1f %16.1f %16.1f\n", name,
+                 static_cast<double>(st.lock_hold_ns_max_cascade) / 1e3,
+                 static_cast<double>(st.lock_hold_ns_max_batch) / 1e3,
+                 static_cast<double>(st.lock_hold_ns_max_api) / 1e3,
+                 static_cast<double>(st.assoc_wait_ns_total) / 1e3,
+                 static_cast<double>(st.assoc_wait_ns_max) / 1e3);
   }
   // st holds the total now.
   std::uint64_t most = 0;

@@ -1,6 +1,7 @@
 // engine_test.cpp -- the engine features beyond SPEC.md: counters and dump,
-// asynchronous halt, shutdown, precision windows, the external clock.  (Fork
-// is tested with the other fork tests, in edge/edge_test.cpp.)
+// shutdown, precision windows, the external clock.  (Asynchronous halt is
+// tested with the other halt tests, in halt_test.cpp; fork with the other
+// fork tests, in edge/edge_test.cpp.)
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -209,77 +210,6 @@ struct Advancer {
   Advancer(callout_domain_t *d, uint64_t n) : t([d, n] { callout_domain_advance(d, n); }) {}
   ~Advancer() { t.join(); }
 };
-
-struct DrainRecord {
-  std::atomic<int> calls{0};
-  std::atomic<int> cpu{-2};
-  callout_domain_t *d = nullptr;
-};
-void on_drained(void *p) {
-  auto *r = static_cast<DrainRecord *>(p);
-  r->cpu.store(callout_domain_curcpu(r->d));
-  r->calls.fetch_add(1);
-}
-
-TEST(HaltAsync, CompletesOnTheSoftclockAndIgnoresRearms) {
-  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 2);
-  callout_t c;
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  Gate g;
-  g.self = &c;
-  g.rearm = true;  // the handler tries to re-arm itself: must be ignored
-  DrainRecord rec;
-  rec.d = d;
-  callout_reset(&c, 1, gate_handler, &g);
-  {
-    Advancer adv(d, 1);
-    ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
-    EXPECT_TRUE(callout_halt_async(&c, on_drained, &rec));
-    callout_reset(&c, 1, gate_handler, &g);  // ignored: draining
-    EXPECT_FALSE(callout_pending(&c));
-    EXPECT_EQ(rec.calls.load(), 0);
-    g.release = true;
-  }
-  ASSERT_TRUE(eventually([&] { return rec.calls.load() == 1; }));
-  EXPECT_GE(rec.cpu.load(), 0);  // called on a softclock thread of d
-  EXPECT_FALSE(callout_pending(&c));
-  EXPECT_EQ(stats_of(d).ignored, 2u);  // the test's reset and the handler's
-  ASSERT_EQ(callout_domain_advance(d, 5), 0);
-  EXPECT_EQ(g.runs.load(), 1);
-  // Idle now: returns false, never calls the completion.
-  EXPECT_FALSE(callout_halt_async(&c, on_drained, &rec));
-  g.rearm = false;
-  callout_reset(&c, 1, gate_handler, &g);  // accepted again after the drain
-  EXPECT_TRUE(callout_pending(&c));
-  ASSERT_EQ(callout_domain_advance(d, 1), 0);
-  EXPECT_EQ(g.runs.load(), 2);
-  EXPECT_EQ(rec.calls.load(), 1);
-  callout_destroy(&c);
-  EXPECT_EQ(callout_domain_destroy(d), 0);
-}
-
-void free_on_drain(void *p) { delete static_cast<callout_t *>(p); }
-
-TEST(HaltAsync, CompletionMayFreeTheCallout) {
-  callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);
-  auto *c = new callout_t;
-  callout_init_domain(c, CALLOUT_MPSAFE, d);
-  Gate g;
-  callout_reset(c, 1, gate_handler, &g);
-  {
-    Advancer adv(d, 1);
-    ASSERT_TRUE(eventually([&] { return g.entered.load(); }));
-    ASSERT_TRUE(callout_halt_async(
-        c,
-        [](void *p) {
-          callout_destroy(static_cast<callout_t *>(p));
-          free_on_drain(p);
-        },
-        c));
-    g.release = true;
-  }
-  EXPECT_EQ(callout_domain_destroy(d), 0);  // destroyed in the completion: nothing live
-}
 
 TEST(Shutdown, IgnoresLaterArmsUntilInit) {
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_MANUAL, 1);

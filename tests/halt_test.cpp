@@ -1,6 +1,8 @@
 // halt_test.cpp -- callout_halt: it waits iff the handler is running (H1,
 // H2), on a quiescent manual domain it never waits, and it drops and retakes
-// the interlock and giant while it waits (H6).
+// the interlock and giant while it waits (H6); callout_halt_async calls its
+// completion on the softclock once the handler returns; and, under stress,
+// many threads halting one callout at once all see it stopped.
 //
 // Wherever a property can be shown on the manual clock it is (advance runs on
 // a helper thread so the test thread can act while a handler is blocked);
@@ -9,11 +11,17 @@
 // wait has a timeout of seconds.
 #include <callout/callout.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "test_util.h"
 
@@ -349,6 +357,239 @@ TEST(HaltLockTest, H6_GiantHolderHaltsAHandlerThatTakesGiant) {
     EXPECT_TRUE(wait_until([&] { return probe.acquired(); }));
   }
   EXPECT_EQ(adv.join(), 0);
+}
+
+// ============================================================================
+// halt_async: the completion runs on the softclock once the handler returns
+// ============================================================================
+
+struct DrainRecord {
+  std::atomic<int> calls{0};
+  std::atomic<int> cpu{-2};
+  callout_domain_t *d = nullptr;
+};
+void on_drained(void *p) {
+  auto *r = static_cast<DrainRecord *>(p);
+  r->cpu.store(callout_domain_curcpu(r->d));
+  r->calls.fetch_add(1);
+}
+
+TEST(HaltAsync, CompletesOnTheSoftclockAndIgnoresRearms) {
+  Domain d(2);
+  Gate gate;
+  std::atomic<bool> entered{false};
+  std::atomic<int> runs{0};
+  std::atomic<bool> rearm{true};  // the handler tries to re-arm itself: must be ignored
+  DrainRecord rec;
+  rec.d = d;
+  Callout c(d, kMp);
+  c.fn = [&] {
+    runs.fetch_add(1);
+    entered.store(true);
+    gate.wait();
+    if (rearm.load()) c.schedule(1);
+  };
+  c.reset(1);
+  {
+    AsyncAdvance adv(d, 1);
+    ASSERT_TRUE(wait_until([&] { return entered.load(); }, 10000ms));
+    EXPECT_TRUE(callout_halt_async(c.p(), on_drained, &rec));
+    c.reset(1);  // ignored: draining
+    EXPECT_FALSE(c.pending());
+    EXPECT_EQ(rec.calls.load(), 0);
+    gate.open();
+  }
+  ASSERT_TRUE(wait_until([&] { return rec.calls.load() == 1; }, 10000ms));
+  EXPECT_GE(rec.cpu.load(), 0);  // called on a softclock thread of d
+  EXPECT_FALSE(c.pending());
+  callout_stats st;
+  st.size = sizeof st;
+  EXPECT_EQ(callout_domain_stats(d, -1, &st), 0);
+  EXPECT_EQ(st.ignored, 2u);  // the test's reset and the handler's
+  ASSERT_EQ(d.advance(5), 0);
+  EXPECT_EQ(runs.load(), 1);
+  // Idle now: returns false, never calls the completion.
+  EXPECT_FALSE(callout_halt_async(c.p(), on_drained, &rec));
+  rearm.store(false);
+  c.reset(1);  // accepted again after the drain
+  EXPECT_TRUE(c.pending());
+  ASSERT_EQ(d.advance(1), 0);
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(rec.calls.load(), 1);
+}
+
+void destroy_and_free(void *p) {
+  callout_destroy(static_cast<callout_t *>(p));
+  delete static_cast<callout_t *>(p);
+}
+
+TEST(HaltAsync, CompletionMayFreeTheCallout) {
+  Domain d(1);  // its destructor checks that destroy succeeds: nothing live
+  Gate gate;
+  std::atomic<bool> entered{false};
+  Fn fn = [&] {
+    entered.store(true);
+    gate.wait();
+  };
+  auto *c = new callout_t;
+  callout_init_domain(c, kMp, d);
+  callout_reset(c, 1, fn_trampoline, &fn);
+  {
+    AsyncAdvance adv(d, 1);
+    ASSERT_TRUE(wait_until([&] { return entered.load(); }, 10000ms));
+    ASSERT_TRUE(callout_halt_async(c, destroy_and_free, c));
+    gate.open();
+  }
+}
+
+// ============================================================================
+// Stress: many threads halting one callout
+// ============================================================================
+
+struct Blocker {
+  std::atomic<bool> open{false};
+  std::atomic<int> inside{0};
+  std::atomic<int> entered{0};
+  std::atomic<int> overlap{0};
+  callout_t *self = nullptr;
+  bool rearm = false;
+  pthread_mutex_t *take = nullptr;  // a mutex the handler takes (the halters' interlock)
+};
+void blocking_handler(void *arg) {
+  auto *b = static_cast<Blocker *>(arg);
+  if (b->inside.fetch_add(1) != 0) b->overlap.fetch_add(1);
+  b->entered.fetch_add(1);
+  const auto until = SteadyClock::now() + 20s;
+  while (!b->open.load() && SteadyClock::now() < until) std::this_thread::sleep_for(200us);
+  // Re-armed while the halters wait (H1): each halt must undo it on waking.
+  if (b->rearm) callout_reset(b->self, 1, blocking_handler, b);
+  if (b->take != nullptr) {
+    pthread_mutex_lock(b->take);
+    pthread_mutex_unlock(b->take);
+  }
+  b->inside.fetch_sub(1);
+}
+
+// Property: several threads halting one running callout all wait until the
+// handler returns, all return true, and on return the callout is neither
+// running nor pending -- also when the handler re-arms itself (H1) and when
+// the halters pass an interlock the handler needs (H6).  A halt with nothing
+// running returns false at once.
+void concurrent_halts(bool rearm, bool interlock) {
+  Domain d(2, CALLOUT_CLOCK_MANUAL, 1000);  // on return: checked and destroyed
+  callout_t c;
+  Blocker b;
+  b.self = &c;
+  b.rearm = rearm;
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  if (interlock) b.take = &m;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  EXPECT_FALSE(callout_halt(&c, nullptr)) << "halt of an idle callout waited";
+  callout_reset(&c, 1, blocking_handler, &b);
+  std::thread adv([&] { EXPECT_EQ(callout_domain_advance(d, 1), 0); });
+  ASSERT_TRUE(wait_until([&] { return b.entered.load() == 1; }, 5000ms));
+
+  constexpr int kHalters = 6;
+  std::atomic<int> returned{0}, returned_true{0}, bad{0};
+  std::vector<std::thread> halters;
+  for (int i = 0; i < kHalters; ++i) {
+    halters.emplace_back([&] {
+      if (interlock) pthread_mutex_lock(&m);
+      const bool r = callout_halt(&c, interlock ? &m : nullptr);
+      // On return: nothing running, nothing pending (nobody resets it but the handler).
+      if (b.inside.load() != 0 || callout_pending(&c)) bad.fetch_add(1);
+      if (interlock) pthread_mutex_unlock(&m);
+      returned.fetch_add(1);
+      if (r) returned_true.fetch_add(1);
+    });
+  }
+  // Every halter is blocked while the handler is.
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(returned.load(), 0) << "a halt returned while the handler was still running";
+  b.open.store(true);
+  for (auto &h : halters) h.join();
+  adv.join();
+  EXPECT_EQ(returned_true.load(), kHalters);
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(b.overlap.load(), 0);
+  EXPECT_FALSE(callout_pending(&c));
+  // A re-arm made during the halts was undone: nothing runs any more.
+  ASSERT_EQ(callout_domain_advance(d, 5), 0);
+  EXPECT_EQ(b.entered.load(), 1);
+  EXPECT_FALSE(callout_halt(&c, nullptr));
+  callout_destroy(&c);
+}
+
+TEST(Halt, SixThreadsHaltOneRunningCallout) { concurrent_halts(false, false); }
+TEST(Halt, SixThreadsHaltOneSelfRearmingCallout) { concurrent_halts(true, false); }
+TEST(Halt, SixThreadsHaltWithTheInterlockTheHandlerNeeds) { concurrent_halts(true, true); }
+
+struct Spinner {
+  callout_domain_t *d;
+  callout_t *self;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlap{0};
+  std::atomic<std::uint64_t> runs{0};
+  std::atomic<bool> rearm{true};
+};
+void spinning_handler(void *arg) {
+  auto *s = static_cast<Spinner *>(arg);
+  if (s->inside.fetch_add(1) != 0) s->overlap.fetch_add(1);
+  if (s->rearm.load()) callout_reset(s->self, 0, spinning_handler, s);  // every tick
+  const auto until = SteadyClock::now() + std::chrono::microseconds(s->runs.fetch_add(1) % 300);
+  while (SteadyClock::now() < until) {
+  }
+  s->inside.fetch_sub(1);
+}
+
+// Property: the same on the monotonic clock with random timing: a callout
+// that re-arms itself every tick, halted over and over by four threads at
+// once, is never running or pending when a halt returns (until someone
+// resets it), and never runs twice at once.
+TEST(Halt, RacingHaltersOnASelfRearmingCalloutMonotonic) {
+  Domain d(2, CALLOUT_CLOCK_MONOTONIC, 20000);  // on return: checked and destroyed
+  callout_t c;
+  Spinner s;
+  s.d = d;
+  s.self = &c;
+  callout_init_domain(&c, CALLOUT_MPSAFE, d);
+  std::mutex m;  // serialises the re-starts against the halts' checks
+  std::atomic<int> bad{0}, waited{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) {
+    ts.emplace_back([&, i] {
+      unsigned seed = static_cast<unsigned>(i) * 7919u + 1;
+      while (!stop.load()) {
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 3 == 0) {
+          std::lock_guard<std::mutex> g(m);
+          callout_reset(&c, 1, spinning_handler, &s);
+        } else {
+          // First a halt racing the other threads' halts and resets, then,
+          // with resets excluded (m), one more: once it returns nothing may
+          // run or be pending, since only the handler re-arms and halt undoes
+          // that.
+          if (callout_halt(&c, nullptr)) waited.fetch_add(1);
+          std::lock_guard<std::mutex> g(m);
+          if (callout_halt(&c, nullptr)) waited.fetch_add(1);
+          if (s.inside.load() != 0 || callout_pending(&c)) bad.fetch_add(1);
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds((seed >> 8) % 200));
+      }
+    });
+  }
+  std::this_thread::sleep_for(1500ms);
+  stop.store(true);
+  for (auto &t : ts) t.join();
+  s.rearm.store(false);
+  callout_halt(&c, nullptr);
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(s.overlap.load(), 0);
+  EXPECT_GT(s.runs.load(), 0u);
+  std::fprintf(stderr, "RacingHalters: %llu handler runs, %d halts waited\n",
+               (unsigned long long)s.runs.load(), waited.load());
+  callout_destroy(&c);
 }
 
 }  // namespace

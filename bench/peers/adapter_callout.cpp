@@ -5,6 +5,9 @@
 //   callout_domain_advance(d, 100) runs every handler on the CPU's softclock
 //   thread and returns when all have run.  W3 counts the CPU time of the
 //   advance, both threads.  (No W3rt: this clock has no real time.)
+// callout-virtual: the same on a virtual clock: no softclock thread;
+//   callout_domain_advance(d, 100) runs the handlers in the calling thread,
+//   as a single-thread event loop runs its timers' callbacks.
 // callout-mono: the same on the monotonic (tickless) clock: the softclock
 //   thread sleeps until each next due tick.  W3rt counts the CPU time of the
 //   process from the first arm until the last handler ran, minus the CPU
@@ -52,8 +55,9 @@ class CalloutAdapter {
   void flush() {}
   std::uint64_t fired() const { return fired_.load(std::memory_order_acquire); }
 
-  // Batch (virtual time): the manual clock only.
-  std::uint64_t w3(const std::vector<std::uint32_t> &ms) requires(kClock == CALLOUT_CLOCK_MANUAL) {
+  // Batch (time moved by the caller): the manual and virtual clocks.
+  std::uint64_t w3(const std::vector<std::uint32_t> &ms) requires(kClock == CALLOUT_CLOCK_MANUAL ||
+                                                                  kClock == CALLOUT_CLOCK_VIRTUAL) {
     for (std::size_t i = 0; i < ms.size(); ++i) arm(static_cast<std::uint32_t>(i), ms[i]);
     const std::uint64_t t0 = bench::process_cpu_ns();
     callout_domain_advance(d_, kW3MaxMs);
@@ -95,6 +99,8 @@ class CalloutAdapter {
 void register_callout(std::vector<Lib> &libs) {
   libs.push_back({"callout-manual", "libcallout (manual clock)", true, true, 10'000'000,
                   &run<CalloutAdapter<CALLOUT_CLOCK_MANUAL>>});
+  libs.push_back({"callout-virtual", "libcallout (virtual clock)", true, true, 10'000'000,
+                  &run<CalloutAdapter<CALLOUT_CLOCK_VIRTUAL>>});
   libs.push_back({"callout-mono", "libcallout (monotonic clock)", true, true, 1'000'000,
                   &run<CalloutAdapter<CALLOUT_CLOCK_MONOTONIC>>});
 }

@@ -184,7 +184,9 @@ CALLOUT_API int callout_domain_check(callout_domain_t *d, FILE *out);
 #define CALLOUT_LATENCY_BUCKETS 40
 
 /* Counters of one CPU, or of a whole domain.  The caller sets `size` to
- * sizeof(struct callout_stats) first (so the struct can grow). */
+ * sizeof(struct callout_stats) first (so the struct can grow: fields are
+ * only ever added at the end, and a caller built against an older header
+ * gets the fields its struct has). */
 struct callout_stats {
   size_t size;
   uint64_t scheduled;      /* reset/schedule of a callout that was not pending */
@@ -206,11 +208,33 @@ struct callout_stats {
    * and external clocks only: bucket i counts lateness in [2^i, 2^(i+1)) ns
    * (bucket 0 also counts 0 ns). */
   uint64_t lateness_ns_log2[CALLOUT_LATENCY_BUCKETS];
+  /* (1.1) The longest time a CPU lock was held, in ns, by what held it.  A
+   * reset or stop waits for the lock at most this long (plus the holds of
+   * other resets and stops).  The O(1) holds are timed on a sample, one hold
+   * in 4096 per CPU; each timed hold includes one clock read (tens of ns). */
+  uint64_t lock_hold_ns_max_cascade; /* a softclock re-placing the callouts of
+                                        a passed wheel bucket (one cascade
+                                        chunk); every one timed */
+  uint64_t lock_hold_ns_max_batch;   /* a softclock's bookkeeping between
+                                        handlers: taking the next callout off
+                                        the expired list, the dispatch
+                                        protocol, finishing a dispatch
+                                        (sampled) */
+  uint64_t lock_hold_ns_max_api;     /* reset, schedule, stop, halt and the
+                                        like (sampled) */
+  /* (1.1) The time dispatches of lock-associated callouts waited for the
+   * callout's mutex or the giant lock before their handler could run: the
+   * application's lock, not the wheel's, so not a CPU-lock hold (the CPU
+   * lock is released during that wait).  Every contended wait is timed. */
+  uint64_t assoc_wait_ns_total; /* sum over all such dispatches */
+  uint64_t assoc_wait_ns_max;   /* the longest single wait */
 };
 
 CALLOUT_API int callout_domain_stats(callout_domain_t *d, int cpu, struct callout_stats *out);
 /* Copies the counters of CPU cpu of d, or their sums over every CPU when
- * cpu < 0, into *out: 0, or EINVAL for a bad size or CPU.  Never sleeps. */
+ * cpu < 0 (maxima: the largest), into *out: 0, or EINVAL for a bad size or
+ * CPU.  out->size may be that of an older header's struct (1.0's ends with
+ * lateness_ns_log2): only the fields that fit are written.  Never sleeps. */
 
 CALLOUT_API void callout_domain_dump(callout_domain_t *d, FILE *out);
 /* Prints every pending callout (ticks left, CPU, wheel level and bucket,

@@ -65,6 +65,13 @@ int main(void) {
   CHECK(!callout_halt(&c, NULL));
   CHECK(callout_domain_ticks(d) == 3 && callout_domain_curcpu(d) == -1);
   CHECK(callout_domain_check(d, stderr) == 0);
+  {
+    /* The 1.0 struct is smaller than today's: still accepted, and filled. */
+    struct callout_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    CHECK(callout_domain_stats(d, -1, &st) == 0 && st.size == sizeof st && st.fired == 1);
+  }
   CHECK(callout_domain_destroy(d) == EBUSY);
   callout_destroy(&c);
   CHECK(callout_domain_destroy(d) == 0);

@@ -104,7 +104,7 @@ TEST(ToTicks, RejectsDurationsThatWouldBeClamped) {
   EXPECT_THROW(to_ticks(std::chrono::duration<double>(1e300), 1000), std::out_of_range);
 }
 
-// The brief's example: 5 ms at hz 1000 is due at ticks + 6 on a manual domain.
+// callout.hpp's example: 5 ms at hz 1000 is due at ticks + 6 on a manual domain.
 TEST(Durations, FiveMillisecondsAtHz1000IsDueSixTicksLater) {
   domain d{manual()};
   d.advance(17);  // start somewhere other than 0

@@ -1,6 +1,7 @@
 // edge_test.cpp -- the edges of the contract: extreme hz and tick values,
-// ten million pending callouts, a handler that frees its own callout, many
-// threads halting one callout, fork() and process exit with live domains.
+// ten million pending callouts, a handler that frees its own callout,
+// advance() racing resets and stops, fork() and process exit with live
+// domains.  (Many threads halting one callout: halt_test.cpp.)
 //
 // Each test names the property it guards; docs/RELIABILITY.md says how each
 // was seen to fail against a broken engine.
@@ -25,7 +26,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -477,160 +477,6 @@ void self_freeing_run(callout_clock clk) {
 
 TEST(Destroy, HandlerDestroysAndFreesItsOwnCalloutManual) { self_freeing_run(CALLOUT_CLOCK_MANUAL); }
 TEST(Destroy, HandlerDestroysAndFreesItsOwnCalloutMonotonic) { self_freeing_run(CALLOUT_CLOCK_MONOTONIC); }
-
-// ============================================================================
-// Many threads halting one callout
-// ============================================================================
-
-struct Blocker {
-  std::atomic<bool> open{false};
-  std::atomic<int> inside{0};
-  std::atomic<int> entered{0};
-  std::atomic<int> overlap{0};
-  callout_t *self = nullptr;
-  bool rearm = false;
-  pthread_mutex_t *take = nullptr;  // a mutex the handler takes (the halters' interlock)
-};
-void blocking_handler(void *arg) {
-  auto *b = static_cast<Blocker *>(arg);
-  if (b->inside.fetch_add(1) != 0) b->overlap.fetch_add(1);
-  b->entered.fetch_add(1);
-  const auto until = SteadyClock::now() + 20s;
-  while (!b->open.load() && SteadyClock::now() < until) std::this_thread::sleep_for(200us);
-  // Re-armed while the halters wait (H1): each halt must undo it on waking.
-  if (b->rearm) callout_reset(b->self, 1, blocking_handler, b);
-  if (b->take != nullptr) {
-    pthread_mutex_lock(b->take);
-    pthread_mutex_unlock(b->take);
-  }
-  b->inside.fetch_sub(1);
-}
-
-// Property: several threads halting one running callout all wait until the
-// handler returns, all return true, and on return the callout is neither
-// running nor pending -- also when the handler re-arms itself (H1) and when
-// the halters pass an interlock the handler needs (H6).  A halt with nothing
-// running returns false at once.
-void concurrent_halts(bool rearm, bool interlock) {
-  callout_domain_t *d = make_domain(2, CALLOUT_CLOCK_MANUAL, 1000);
-  callout_t c;
-  Blocker b;
-  b.self = &c;
-  b.rearm = rearm;
-  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-  if (interlock) b.take = &m;
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  EXPECT_FALSE(callout_halt(&c, nullptr)) << "halt of an idle callout waited";
-  callout_reset(&c, 1, blocking_handler, &b);
-  std::thread adv([&] { EXPECT_EQ(callout_domain_advance(d, 1), 0); });
-  ASSERT_TRUE(wait_for([&] { return b.entered.load() == 1; }, 5000ms));
-
-  constexpr int kHalters = 6;
-  std::atomic<int> returned{0}, returned_true{0}, bad{0};
-  std::vector<std::thread> halters;
-  for (int i = 0; i < kHalters; ++i) {
-    halters.emplace_back([&] {
-      if (interlock) pthread_mutex_lock(&m);
-      const bool r = callout_halt(&c, interlock ? &m : nullptr);
-      // On return: nothing running, nothing pending (nobody resets it but the handler).
-      if (b.inside.load() != 0 || callout_pending(&c)) bad.fetch_add(1);
-      if (interlock) pthread_mutex_unlock(&m);
-      returned.fetch_add(1);
-      if (r) returned_true.fetch_add(1);
-    });
-  }
-  // Every halter is blocked while the handler is.
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(returned.load(), 0) << "a halt returned while the handler was still running";
-  b.open.store(true);
-  for (auto &h : halters) h.join();
-  adv.join();
-  EXPECT_EQ(returned_true.load(), kHalters);
-  EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(b.overlap.load(), 0);
-  EXPECT_FALSE(callout_pending(&c));
-  // A re-arm made during the halts was undone: nothing runs any more.
-  ASSERT_EQ(callout_domain_advance(d, 5), 0);
-  EXPECT_EQ(b.entered.load(), 1);
-  EXPECT_FALSE(callout_halt(&c, nullptr));
-  callout_destroy(&c);
-  EXPECT_EQ(callout_domain_check(d, stderr), 0);
-  EXPECT_EQ(callout_domain_destroy(d), 0);
-}
-
-TEST(Halt, SixThreadsHaltOneRunningCallout) { concurrent_halts(false, false); }
-TEST(Halt, SixThreadsHaltOneSelfRearmingCallout) { concurrent_halts(true, false); }
-TEST(Halt, SixThreadsHaltWithTheInterlockTheHandlerNeeds) { concurrent_halts(true, true); }
-
-struct Spinner {
-  callout_domain_t *d;
-  callout_t *self;
-  std::atomic<int> inside{0};
-  std::atomic<int> overlap{0};
-  std::atomic<std::uint64_t> runs{0};
-  std::atomic<bool> rearm{true};
-};
-void spinning_handler(void *arg) {
-  auto *s = static_cast<Spinner *>(arg);
-  if (s->inside.fetch_add(1) != 0) s->overlap.fetch_add(1);
-  if (s->rearm.load()) callout_reset(s->self, 0, spinning_handler, s);  // every tick
-  const auto until = SteadyClock::now() + std::chrono::microseconds(s->runs.fetch_add(1) % 300);
-  while (SteadyClock::now() < until) {
-  }
-  s->inside.fetch_sub(1);
-}
-
-// Property: the same on the monotonic clock with random timing: a callout
-// that re-arms itself every tick, halted over and over by four threads at
-// once, is never running or pending when a halt returns (until someone
-// resets it), and never runs twice at once.
-TEST(Halt, RacingHaltersOnASelfRearmingCalloutMonotonic) {
-  callout_domain_t *d = make_domain(2, CALLOUT_CLOCK_MONOTONIC, 20000);
-  callout_t c;
-  Spinner s;
-  s.d = d;
-  s.self = &c;
-  callout_init_domain(&c, CALLOUT_MPSAFE, d);
-  std::mutex m;  // serialises the re-starts against the halts' checks
-  std::atomic<int> bad{0}, waited{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i) {
-    ts.emplace_back([&, i] {
-      unsigned seed = static_cast<unsigned>(i) * 7919u + 1;
-      while (!stop.load()) {
-        seed = seed * 1103515245u + 12345u;
-        if ((seed >> 16) % 3 == 0) {
-          std::lock_guard<std::mutex> g(m);
-          callout_reset(&c, 1, spinning_handler, &s);
-        } else {
-          // First a halt racing the other threads' halts and resets, then,
-          // with resets excluded (m), one more: once it returns nothing may
-          // run or be pending, since only the handler re-arms and halt undoes
-          // that.
-          if (callout_halt(&c, nullptr)) waited.fetch_add(1);
-          std::lock_guard<std::mutex> g(m);
-          if (callout_halt(&c, nullptr)) waited.fetch_add(1);
-          if (s.inside.load() != 0 || callout_pending(&c)) bad.fetch_add(1);
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds((seed >> 8) % 200));
-      }
-    });
-  }
-  std::this_thread::sleep_for(1500ms);
-  stop.store(true);
-  for (auto &t : ts) t.join();
-  s.rearm.store(false);
-  callout_halt(&c, nullptr);
-  EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(s.overlap.load(), 0);
-  EXPECT_GT(s.runs.load(), 0u);
-  std::fprintf(stderr, "RacingHalters: %llu handler runs, %d halts waited\n",
-               (unsigned long long)s.runs.load(), waited.load());
-  callout_destroy(&c);
-  EXPECT_EQ(callout_domain_check(d, stderr), 0);
-  EXPECT_EQ(callout_domain_destroy(d), 0);
-}
 
 // ============================================================================
 // advance() racing resets and stops

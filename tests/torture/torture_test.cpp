@@ -515,7 +515,7 @@ bool do_halt(Torture *t, Slot *s, Kind k, bool interlock, Stats &st) {
     slot_violation(s, "slot %u (%s): halt returned false but released its interlock", s->index, kKindName[k]);
   // (halt() == true is not checked against the handler's counters: a
   // handler past its last statement still counts as running until it
-  // returns.  edge_test.cpp checks both values deterministically.)
+  // returns.  halt_test.cpp checks both values deterministically.)
   s->note('E', 0, r);
   if (!window_ops) {
     if (callout_pending(&s->c))
