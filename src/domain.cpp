@@ -105,7 +105,7 @@ void teardown(callout_domain *d) {
 }
 
 // The 1.0 config, which a program built against the 1.0 or 1.1 header
-// passes (its size says so); the 1.2 fields start right after it.
+// passes (its size says so); the 1.1 fields start right after it.
 struct ConfigV1 {
   size_t size;
   unsigned ncpu;
@@ -113,7 +113,7 @@ struct ConfigV1 {
   enum callout_clock clock;
 };
 static_assert(offsetof(callout_domain_config, flags) == sizeof(ConfigV1),
-              "the 1.2 fields must start past the 1.0 struct, tail padding included");
+              "the 1.1 fields must start past the 1.0 struct, tail padding included");
 constexpr std::uint64_t kKnownFlags = CALLOUT_DOMAIN_PIN;
 
 // The effective values of a config.
@@ -395,16 +395,16 @@ bool busy(callout_domain *d);
  *
  * Two versions of the symbol: a program linked against 1.0 or 1.1 passes
  * the 1.0 struct and gets callout_domain_config_init@CALLOUT_1.0, which
- * writes only that much (writing the 1.2 struct would overrun its storage);
- * everything linked since gets the default, @@CALLOUT_1.2.  A static link
+ * writes only that much (writing the 1.1 struct would overrun its storage);
+ * everything linked since gets the default, @@CALLOUT_1.1.  A static link
  * resolves the plain name to the default.
  */
-extern "C" CALLOUT_API void libcallout_config_init_v1_2(struct callout_domain_config *cfg);
+extern "C" CALLOUT_API void libcallout_config_init_v1_1(struct callout_domain_config *cfg);
 extern "C" CALLOUT_API void libcallout_config_init_v1_0(void *cfg);
-__asm__(".symver libcallout_config_init_v1_2, callout_domain_config_init@@CALLOUT_1.2");
+__asm__(".symver libcallout_config_init_v1_1, callout_domain_config_init@@CALLOUT_1.1");
 __asm__(".symver libcallout_config_init_v1_0, callout_domain_config_init@CALLOUT_1.0");
 
-extern "C" void libcallout_config_init_v1_2(struct callout_domain_config *cfg) { init_config(cfg); }
+extern "C" void libcallout_config_init_v1_1(struct callout_domain_config *cfg) { init_config(cfg); }
 
 extern "C" void libcallout_config_init_v1_0(void *cfg) {
   callout_domain_config full;

@@ -31,7 +31,7 @@ struct callout_domain {
   pthread_mutex_t advance_mutex = PTHREAD_MUTEX_INITIALIZER;  // serialises advance()
   libcallout::internal::Cpu *cpus = nullptr;                  // ncpu of them
   // Placement and policy of the softclock threads (callout_domain_config's
-  // 1.2 fields), applied by start_thread() -- also to the threads a fork
+  // 1.1 fields), applied by start_thread() -- also to the threads a fork
   // child restarts.  pinned_os_cpu[i]: the processor thread i is pinned to
   // (null: the threads float).  home_of_os_cpu[p]: the lowest index pinned
   // to processor p, or -1; os_cpu_span entries (the highest pinned

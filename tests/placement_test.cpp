@@ -110,7 +110,7 @@ unsigned thread_count() {
   return n;
 }
 
-// The 1.0 struct's size: where the 1.2 fields begin.
+// The 1.0 struct's size: where the 1.1 fields begin.
 constexpr size_t kV1Size = offsetof(callout_domain_config, flags);
 
 TEST(PlacementTest, DefaultsFloatAndInherit) {

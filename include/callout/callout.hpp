@@ -251,7 +251,7 @@ struct domain_config {
   unsigned ncpu = 0;                         // 0: one CPU per online processor
   unsigned hz = 1000;                        // ticks per second, 1..1000000
   clock_kind clock = clock_kind::monotonic;  // manual: moves only by advance()
-  // (1.2) Softclock threads (monotonic and manual clocks): pin thread i to
+  // (1.1) Softclock threads (monotonic and manual clocks): pin thread i to
   // the i-th CPU of the creating thread's affinity mask, and run them under
   // SCHED_FIFO or SCHED_RR at sched_priority (SCHED_OTHER: inherited).
   bool pin = false;

@@ -43,7 +43,7 @@ enum callout_clock {
                                   thread, deterministically; no thread */
 };
 
-/* (1.2) Bits of callout_domain_config.flags. */
+/* (1.1) Bits of callout_domain_config.flags. */
 #define CALLOUT_DOMAIN_PIN                          \
   0x1u /* pin softclock thread i to the i-th CPU of \
           the creating thread's affinity mask */
@@ -54,7 +54,7 @@ struct callout_domain_config {
                     (an external clock has exactly 1) */
   unsigned hz;   /* ticks per second, 1..1000000; 0: 1000 */
   enum callout_clock clock;
-  /* (1.2) The fields below grow the 1.0 struct at its end; a caller built
+  /* (1.1) The fields below grow the 1.0 struct at its end; a caller built
    * against an older header passes the older size and gets their defaults
    * (all zero).  They apply to the softclock threads, so only to the
    * monotonic and manual clocks: an external or virtual clock has none (the
@@ -146,7 +146,7 @@ CALLOUT_API int callout_domain_default_configure(const struct callout_domain_con
 /* (1.1) Sets the configuration the default domain will start with: 0.
  * EBUSY (nothing changed) once it has started; EINVAL for a bad cfg.  Wins
  * over the environment variable CALLOUT_DEFAULT_DOMAIN ("clock=virtual,
- * hz=100,ncpu=1": keys clock, hz, ncpu; 1.2: pin=0|1, policy=other|fifo|rr,
+ * hz=100,ncpu=1": keys clock, hz, ncpu; 1.1: pin=0|1, policy=other|fifo|rr,
  * priority=N), read at first use otherwise.  A 1.0-sized cfg is accepted
  * (missing fields: defaults), as by callout_domain_create. */
 

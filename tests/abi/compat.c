@@ -9,7 +9,7 @@
 #include "callout_v1.h"
 
 /* What a program linked against the 1.0 library records for the function
- * whose struct grew in 1.2 (linked today, it would get the 1.2 default). */
+ * whose struct grew in 1.1 (linked today, it would get the 1.1 default). */
 #if defined(__ELF__)
 __asm__(".symver callout_domain_config_init, callout_domain_config_init@CALLOUT_1.0");
 #endif
@@ -27,7 +27,7 @@ static void handler(void *arg) { runs += *(int *)arg; }
 
 int main(void) {
   /* The 1.0 config with guard bytes behind it: a library whose config grew
-   * must still write only the 1.0 struct here (1.2: a symbol version of
+   * must still write only the 1.0 struct here (1.1: a symbol version of
    * callout_domain_config_init), and accept its size. */
   struct {
     struct callout_domain_config cfg;
