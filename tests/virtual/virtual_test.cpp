@@ -592,7 +592,10 @@ TEST(NoDestroy, DrainedAndFreedCalloutsDoNotKeepTheDomain) {
   std::vector<callout_t *> cs;
   for (int i = 0; i < 8; ++i) {
     auto *c = new callout_t;
-    arm_nodestroy(c, d, 1 + i);
+    // A minute ahead: on the monotonic clock a few ticks can pass before the
+    // destroy below (a preempted test thread), and callouts that fired would
+    // no longer keep the domain.
+    arm_nodestroy(c, d, 60000 + i);
     cs.push_back(c);
   }
   EXPECT_EQ(callout_domain_destroy(d), EBUSY) << "pending no-destroy callouts";
