@@ -583,12 +583,15 @@ TEST(RealTimeTest, CalloutFiresAfterItsTicksOfWallTime) {
     };
     const uint64_t tick0 = d.ticks();
     c.reset(n);
-    ASSERT_TRUE(wait_until([&] { return fired_us.load() >= 0; }, 5000ms)) << "hz " << hz;
+    ASSERT_TRUE(wait_until([&] { return fired_us.load() >= 0; }, 30000ms)) << "hz " << hz;
     // Due tick = tick0 + n, which begins at least (n-1)/hz after any instant
     // inside tick0 (SPEC: tick t begins at created + t/hz).
     const int64_t min_us = static_cast<int64_t>(n - 1) * 1000000 / hz;
     EXPECT_GE(fired_us.load(), min_us) << "hz " << hz << ": fired early";
-    EXPECT_LE(fired_us.load(), 2000000 + min_us) << "hz " << hz << ": fired very late";
+    // Only a sanity bound: the property is "never early", and a softclock
+    // under TSan on a loaded 2-CPU machine (load 15-20) can wait seconds for
+    // a CPU.
+    EXPECT_LE(fired_us.load(), 10000000 + min_us) << "hz " << hz << ": fired very late";
     EXPECT_GE(seen.load(), tick0 + n) << "hz " << hz;
   }
 }
