@@ -1460,8 +1460,10 @@ TEST(MutexTest, ReturnUnlockedHandlerUnlocksAndTheLibraryDoesNotUnlockAgain) {
   std::thread helper([&] {
     if (!wait_until([&] { return handler_unlocked.load(); }, 10000ms)) return;
     pthread_mutex_lock(m.get());
-    helper_locked.store(true);
+    // saw_lock first: the handler polls helper_locked, and once it returns
+    // the test thread reads helper_saw_lock.
     helper_saw_lock.store(true);
+    helper_locked.store(true);
     wait_until([&] { return helper_release.load(); }, 10000ms);
     pthread_mutex_unlock(m.get());
   });

@@ -795,8 +795,20 @@ void drain_and_settle(Torture *t) {
       if (rc != 0) violation("callout_domain_advance: %d", rc);
     }
   } else {
+    // Waiting for "nothing pending, nothing inside a handler" is not enough
+    // on its own: a callout leaves the wheel (no longer pending) before its
+    // handler is entered, and a handler that read `draining` as false may
+    // re-arm a slot the scan has already passed.  callout_domain_drain()
+    // returns once no handler runs and none is being dispatched: after the
+    // first one, no handler that could re-arm is left, so the pending set
+    // only shrinks; a clean scan then sees the final state, and a second
+    // drain lets the dispatches it caught mid-way finish.  (A sleep here
+    // instead once stood for this; a softclock preempted between the two
+    // steps for longer made a run look lost.)
     const auto deadline = SteadyClock::now() + std::chrono::seconds(30);
     for (;;) {
+      const int rc = callout_domain_drain(t->d);
+      if (rc != 0) violation("callout_domain_drain: %d", rc);
       bool busy = false;
       for (auto &sp : t->slots) {
         Slot *s = sp.get();
@@ -810,8 +822,8 @@ void drain_and_settle(Torture *t) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    // A handler may still be between its run and its return.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const int rc = callout_domain_drain(t->d);
+    if (rc != 0) violation("callout_domain_drain: %d", rc);
   }
   for (auto &sp : t->slots) {
     Slot *s = sp.get();

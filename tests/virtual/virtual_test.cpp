@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../test_util.h"
+#include "domain.h"
 #include "fbsd_callouts.h"
 
 namespace {
@@ -458,6 +459,16 @@ TEST(Virtual, FreeBSDResetCurcpuDoesNotDependOnTheOsProcessor) {
 
 // ---- callout_domain_drain ---------------------------------------------------
 
+// Whether a callout_domain_drain() holds dispatch on CPU `cpu` of d (an
+// internal count: no public call tells when a drain has taken hold).
+bool drain_holds(callout_domain_t *d, unsigned cpu) {
+  libcallout::internal::Cpu *c = &d->cpus[cpu];
+  c->lock.lock();
+  const bool held = c->holds != 0;
+  c->lock.unlock();
+  return held;
+}
+
 TEST(Drain, WaitsForAHandlerOnAnotherCpuAndHoldsNewDispatch) {
   Watchdog wd("drain");
   Domain d(2, CALLOUT_CLOCK_MONOTONIC);
@@ -477,18 +488,17 @@ TEST(Drain, WaitsForAHandlerOnAnotherCpuAndHoldsNewDispatch) {
   ScopeExit open([&] { gate.open(); });
   a.reset(1);
   ASSERT_TRUE(wait_until([&] { return a_started.load(); }));
-  std::atomic<bool> entering{false}, drained{false}, a_finished_at_return{false};
+  std::atomic<bool> drained{false}, a_finished_at_return{false};
   std::thread drainer([&] {
-    entering = true;
     EXPECT_EQ(callout_domain_drain(d), 0);
     a_finished_at_return = a_finished.load();
     drained = true;
   });
-  ASSERT_TRUE(wait_until([&] { return entering.load(); }));
-  // Let the drain take hold of dispatch (a few counter increments; the
-  // margin is for a loaded machine -- too short can only make B run early
-  // and the test fail, never pass wrongly).
-  std::this_thread::sleep_for(100ms);
+  // The drain holds dispatch on every CPU before it waits for A.  Wait for
+  // that, not for a while: a drainer thread that had not got a CPU yet
+  // would let B run, failing the test with nothing wrong.
+  ASSERT_TRUE(wait_until([&] { return drain_holds(d, 0) && drain_holds(d, 1); }))
+      << "the drain never held dispatch";
   // B, on CPU 0, comes due while the drain waits: it must not start.
   b.reset(2);
   EXPECT_TRUE(stays_false([&] { return drained.load() || b_started.load(); }, 150ms));
@@ -592,7 +602,10 @@ TEST(NoDestroy, DrainedAndFreedCalloutsDoNotKeepTheDomain) {
   std::vector<callout_t *> cs;
   for (int i = 0; i < 8; ++i) {
     auto *c = new callout_t;
-    arm_nodestroy(c, d, 1 + i);
+    // A minute ahead: on the monotonic clock a few ticks can pass before the
+    // destroy below (a preempted test thread), and callouts that fired would
+    // no longer keep the domain.
+    arm_nodestroy(c, d, 60000 + i);
     cs.push_back(c);
   }
   EXPECT_EQ(callout_domain_destroy(d), EBUSY) << "pending no-destroy callouts";
