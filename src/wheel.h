@@ -111,14 +111,16 @@ template <int DigitBits>
 class BasicWheel {
  public:
   static constexpr int kDigitBits = DigitBits;
-  static constexpr int kSlots = 1 << kDigitBits;                      // buckets a level
+  static constexpr int kSlots = 1 << kDigitBits;                      // values of a digit: buckets a lap
+  static constexpr int kLevelSlots = 2 * kSlots;                      // buckets a level: two laps
   static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // levels * digit bits >= 64
-  // 64-bit words of a level's bitmap (one for 6-bit digits).  The bitmaps
-  // of all levels are one array of words, so that bucket `where` has its bit
-  // in word where / 64, at where % 64: no more work than a one-word level.
-  static constexpr int kWords = kSlots / 64;
-  static_assert(kSlots % 64 == 0, "a level's buckets fill whole bitmap words");
-  static constexpr std::uint32_t kExpired = kLevels * kSlots;
+  // 64-bit words of a level's bitmap (two for 6-bit digits, eight for 8).
+  // The bitmaps of all levels are one array of words, so that bucket
+  // `where` has its bit in word where / 64, at where % 64.
+  static constexpr int kWords = kLevelSlots / 64;
+  static constexpr int kLapWords = kSlots / 64;  // words of one lap
+  static_assert(kSlots % 64 == 0, "a lap's buckets fill whole bitmap words");
+  static constexpr std::uint32_t kExpired = kLevels * kLevelSlots;
   static constexpr std::uint32_t kNowhere = kExpired + 1;
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
 
@@ -172,16 +174,26 @@ class BasicWheel {
   // on that level.
   std::uint64_t next_due() const {
     if (has_expired()) return now_;
-    if (levels_ == 0) return kNever;
-    const int level = __builtin_ctz(levels_);
-    // levels_ has bit `level` set only while some word of bitmap_[level] is
-    // not zero, so this loop stops inside the level and the ctz argument is
-    // never zero.
-    const std::uint64_t *bits = &bitmap_[level * kWords];
-    int word = 0;
-    while (bits[word] == 0) ++word;
-    const int slot = word * 64 + __builtin_ctzll(bits[word]);
-    return bucket_time(static_cast<std::uint32_t>(level * kSlots + slot));
+    std::uint64_t best = kNever;
+    for (std::uint32_t pending = levels_; pending != 0; pending &= pending - 1) {
+      const int level = __builtin_ctz(pending);
+      // levels_ has bit `level` set only while some word of the level is not
+      // zero, so one of the two laps has a set bit.  Now's lap first: by W1
+      // its buckets all come due before the next lap's.
+      const std::uint64_t *bits = &bitmap_[level * kWords];
+      const int cur = lap(now_, level);
+      int slot = first_bit(bits + cur * kLapWords);
+      const bool in_current_lap = slot >= 0;
+      slot =
+          in_current_lap ? cur * kSlots + slot : (1 - cur) * kSlots + first_bit(bits + (1 - cur) * kLapWords);
+      const std::uint64_t t = bucket_time(static_cast<std::uint32_t>(level * kLevelSlots + slot));
+      if (t < best) best = t;
+      // A bucket of now's lap comes due before the end of that lap, and
+      // every bucket of a higher level at or after it: done.  A next-lap
+      // bucket (filled by precascade()) may come due after a higher level's.
+      if (in_current_lap) break;
+    }
+    return best;
   }
 
   // Moves now() forward to t (t >= now()).  Every bucket whose bucket time
@@ -243,15 +255,31 @@ class BasicWheel {
   // cascade (which may hold nodes due now).
   bool has_expired() const { return expired_.next != &expired_ || cascading_.next != &cascading_; }
 
-  // The tick at which bucket `where` comes due, given the current now().
+  // The tick at which bucket `where` comes due, given the current now(): in
+  // now's lap of its level when the bucket's lap bit is now's, else in the
+  // next lap.
   std::uint64_t bucket_time(std::uint32_t where) const {
-    const int level = static_cast<int>(where) / kSlots;
-    const std::uint64_t slot = where % kSlots;
-    // The top level has nothing above it; shifting by 66 would be undefined
-    // even though the value shifted is 0.
-    const std::uint64_t above = shift_hi(level) >= 64 ? 0 : hi(now_, level) << shift_hi(level);
-    return above | (slot << (level * kDigitBits));
+    const int level = level_of(where);
+    const std::uint64_t slot = where % kLevelSlots;
+    const std::uint64_t low = (slot & (kSlots - 1)) << (level * kDigitBits);
+    // The top level has one lap and nothing above it; shifting by 64 or
+    // more would be undefined even though the value shifted is 0.
+    if (shift_hi(level) >= 64) return low;
+    std::uint64_t above = hi(now_, level);
+    if ((slot >> kDigitBits) != (above & 1)) ++above;
+    return (above << shift_hi(level)) | low;
   }
+
+  // Moves ahead of time, at most `budget` nodes, the buckets that come due
+  // at the end of the current lap of the level below them: the bucket of
+  // level L >= 1 whose bucket time is the next multiple of kSlots^L after
+  // now.  Its nodes are due in [that time, that time + kSlots^L), which is
+  // exactly the next lap of level L - 1, so each goes to its next-lap bucket
+  // there (a node rescheduled later while in the bucket is re-placed).  At
+  // the boundary only what is left is cascaded.  Levels are served lowest
+  // first: theirs is the nearest boundary.  Never needed for correctness;
+  // returns whether such nodes remain.  O(levels + budget).
+  bool precascade(std::size_t budget);
 
   // Calls f(node, list) for every node, where list is the bucket index the
   // node is in or kExpired (a node's own `where` may be stale there): buckets
@@ -271,7 +299,7 @@ class BasicWheel {
   // returns the number of violations.
   int check(std::FILE *out, const char *who) const;
 
-  static int level_of(std::uint32_t where) { return static_cast<int>(where) / kSlots; }
+  static int level_of(std::uint32_t where) { return static_cast<int>(where) / kLevelSlots; }
   static WheelNode *node_of(Link *l) { return reinterpret_cast<WheelNode *>(l); }
   static const WheelNode *node_of(const Link *l) { return reinterpret_cast<const WheelNode *>(l); }
 
@@ -285,6 +313,26 @@ class BasicWheel {
   static std::uint64_t hi(std::uint64_t t, int level) {
     return shift_hi(level) >= 64 ? 0 : t >> shift_hi(level);
   }
+  // The lap of t at `level`: the low bit of the part above digit `level`
+  // (always 0 at the top level, which has one lap).
+  static int lap(std::uint64_t t, int level) { return static_cast<int>(hi(t, level) & 1); }
+  // The bucket of `level` for tick t: digit `level` of t and its lap bit.
+  static std::uint32_t index_at(std::uint64_t t, int level) {
+    return static_cast<std::uint32_t>(level * kLevelSlots +
+                                      ((t >> (level * kDigitBits)) & (kLevelSlots - 1)));
+  }
+  // Index of the first set bit of a lap's kLapWords words, or -1.
+  static int first_bit(const std::uint64_t *words) {
+    for (int w = 0; w < kLapWords; ++w)
+      if (words[w] != 0) return w * 64 + __builtin_ctzll(words[w]);
+    return -1;
+  }
+  void put(WheelNode *n, std::uint32_t where) {
+    append(&buckets_[where], &n->link);
+    n->where = where;
+    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
+    levels_ |= 1u << level_of(where);
+  }
 
   void place(WheelNode *n) {
     if (n->due <= now_) {
@@ -294,12 +342,8 @@ class BasicWheel {
     }
     // due > now, so the XOR is non-zero and clzll is defined.
     const int high_bit = 63 - __builtin_clzll(n->due ^ now_);
-    const int level = high_bit / kDigitBits;
-    const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
-    append(&buckets_[where], &n->link);
-    n->where = where;
-    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
-    levels_ |= 1u << level;
+    // due and now agree above this level, so the index is in now's lap.
+    put(n, index_at(n->due, high_bit / kDigitBits));
   }
   void finish_cascade() {
     while (cascading_.next != &cascading_) {
@@ -345,7 +389,7 @@ class BasicWheel {
   std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
-  Link buckets_[kLevels * kSlots];
+  Link buckets_[kLevels * kLevelSlots];
 };
 
 extern template class BasicWheel<6>;

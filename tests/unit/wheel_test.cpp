@@ -49,8 +49,9 @@ constexpr u64 k2Pow40 = u64{1} << 40;
 using Wheel = BasicWheel<6>;
 using Wheel8 = BasicWheel<8>;
 static_assert(Wheel::kDigitBits == 6 && Wheel::kSlots == 64 && Wheel::kLevels == 11);
-static_assert(Wheel::kExpired == 704 && Wheel::kNowhere == 705);
-static_assert(Wheel8::kSlots == 256 && Wheel8::kLevels == 8 && Wheel8::kExpired == 2048);
+static_assert(Wheel::kLevelSlots == 128 && Wheel::kExpired == 1408 && Wheel::kNowhere == 1409);
+static_assert(Wheel8::kSlots == 256 && Wheel8::kLevelSlots == 512 && Wheel8::kLevels == 8 &&
+              Wheel8::kExpired == 4096);
 
 u64 add_sat(u64 a, u64 b) { return a > kMax - b ? kMax : a + b; }
 u64 sub_sat(u64 a, u64 b) { return a < b ? 0 : a - b; }
@@ -63,17 +64,34 @@ struct Placement {
 };
 
 // Where a node due at `due` goes when the wheel (of `bits`-bit digits) is at
-// `now`: level = index of the highest differing bit / bits, slot = that
-// digit of due, bucket time = due with the digits below the level cleared.
+// `now`: level = index of the highest differing bit / bits; the bucket is
+// that digit of due and, above it, the low bit of due's part above the digit
+// (its lap; each level has two laps of buckets); bucket time = due with the
+// digits below the level cleared.
 Placement expected_placement(u64 due, u64 now, int bits = 6) {
-  const u32 slots = u32{1} << bits;
-  if (due <= now) return {static_cast<u32>((64 + bits - 1) / bits) * slots, 0};  // kExpired
+  const u32 level_slots = u32{2} << bits;
+  if (due <= now) return {static_cast<u32>((64 + bits - 1) / bits) * level_slots, 0};  // kExpired
   const int high_bit = static_cast<int>(std::bit_width(due ^ now)) - 1;
   const int level = high_bit / bits;
   const int low_bits = level * bits;  // at most 60
-  const u64 slot = (due >> low_bits) & (slots - 1);
+  const u64 slot = (due >> low_bits) & (level_slots - 1);
   const u64 time = due & ~((u64{1} << low_bits) - 1);
-  return {static_cast<u32>(level * slots + slot), time};
+  return {static_cast<u32>(level * level_slots + slot), time};
+}
+
+// The time of bucket `where` at `now`: the digit of the bucket, below now's
+// part above the level if the bucket's lap bit is now's, else below the next
+// value of that part (the next lap).  The top level has one lap.
+u64 model_bucket_time(u32 where, u64 now, int bits = 6) {
+  const u32 slots = u32{1} << bits;
+  const u32 level = where / (2 * slots);
+  const u64 digit = where % slots;
+  const u64 lap = (where / slots) % 2;
+  const u32 shift = (level + 1) * static_cast<u32>(bits);
+  if (shift >= 64) return digit << (level * static_cast<u32>(bits));
+  u64 above = now >> shift;
+  if ((above & 1) != lap) ++above;
+  return (above << shift) | (digit << (level * static_cast<u32>(bits)));
 }
 
 // The ticks at which a node due at `due`, inserted at `from`, is cascaded when
@@ -173,7 +191,7 @@ class LockstepT {
     // A spliced node's stale level-0 index names a bucket whose time, read
     // against the current now, is now's revolution with that slot.
     const bool lazy = (s.state == State::kPending && s.time <= due) ||
-                      (s.state == State::kSpliced && (((now_ >> kBits) << kBits) | s.where) <= due);
+                      (s.state == State::kSpliced && model_bucket_time(s.where, now_, kBits) <= due);
     s.due = due;
     if (lazy) {
       EXPECT_EQ(nodes_[id].where, before) << "lazy reschedule moved the node";
@@ -190,7 +208,7 @@ class LockstepT {
     now_ = t;
     for (Shadow &s : shadow_)
       if (s.state == State::kPending && s.time <= t) {
-        if (s.where < static_cast<u32>(W::kSlots))
+        if (s.where < static_cast<u32>(W::kLevelSlots))
           s.state = State::kSpliced;  // the whole bucket onto the expired list
         else
           place(s);
@@ -331,8 +349,8 @@ TEST(WheelTopLevel, BucketTimeAndFiring) {
   WheelNode a, b;
   w.insert(&a, u64{1} << 60);  // level 10, slot 1
   w.insert(&b, kMax);          // level 10, slot 15
-  EXPECT_EQ(a.where, 10u * 64 + 1);
-  EXPECT_EQ(b.where, 10u * 64 + 15);
+  EXPECT_EQ(a.where, 10u * 128 + 1);
+  EXPECT_EQ(b.where, 10u * 128 + 15);
   EXPECT_EQ(w.bucket_time(a.where), u64{1} << 60);
   EXPECT_EQ(w.bucket_time(b.where), u64{15} << 60);
   EXPECT_EQ(w.next_due(), u64{1} << 60);
@@ -343,7 +361,7 @@ TEST(WheelTopLevel, BucketTimeAndFiring) {
   EXPECT_EQ(w.pop_expired(), &a);
   EXPECT_EQ(w.bucket_time(b.where), u64{15} << 60);
   w.reschedule(&b, kMax - 1);  // lazy: still >= the bucket time
-  EXPECT_EQ(b.where, 10u * 64 + 15);
+  EXPECT_EQ(b.where, 10u * 128 + 15);
   w.advance(kMax - 1);
   EXPECT_EQ(w.pop_expired(), &b);
   EXPECT_EQ(w.check(stderr, "test"), 0);
@@ -619,7 +637,7 @@ TEST(WheelCost, NodeAtTopOfRangeTakesElevenSteps) {
   Wheel w;
   WheelNode n;
   w.insert(&n, kMax);
-  EXPECT_EQ(n.where, 10u * 64 + 15);
+  EXPECT_EQ(n.where, 10u * 128 + 15);
   int steps = 0;
   while (!w.has_expired() && steps < 100) {
     w.advance(w.next_due());
@@ -728,13 +746,13 @@ TEST(WheelNextDue, HigherLevelReportsBucketTimeNeverLater) {
   EXPECT_EQ(w.next_due(), 192u);
   w.advance(192);
   EXPECT_FALSE(w.has_expired());
-  EXPECT_EQ(mid.where, 8u);  // re-placed on level 0, slot 8
+  EXPECT_EQ(mid.where, 200u % 128);  // re-placed on level 0: digit 8, lap 1
   EXPECT_EQ(w.next_due(), 200u);
   w.advance(200);
   EXPECT_EQ(w.pop_expired(), &mid);
   EXPECT_EQ(w.next_due(), 4096u);
   w.advance(4096);
-  EXPECT_EQ(far.where, 64u + 14);  // 5000 = 4096 + 14*64 + 8
+  EXPECT_EQ(far.where, 128u + 64 + 14);  // 5000 = 4096 + 14*64 + 8: level 1, lap 1, digit 14
   EXPECT_EQ(w.next_due(), 4096u + 14 * 64);
   w.advance(w.next_due());
   EXPECT_EQ(far.where, 8u);
@@ -752,10 +770,10 @@ TEST(WheelLazy, LaterKeepsBucketAndNeverFiresEarly) {
   Wheel w;
   w.advance(100);
   WheelNode n;
-  w.insert(&n, 110);  // level 0, slot 46
-  ASSERT_EQ(n.where, 46u);
+  w.insert(&n, 110);  // level 0, lap 1, digit 46
+  ASSERT_EQ(n.where, 110u);
   w.reschedule(&n, 100000);
-  EXPECT_EQ(n.where, 46u) << "the lazy path must not move the node";
+  EXPECT_EQ(n.where, 110u) << "the lazy path must not move the node";
   EXPECT_EQ(n.due, 100000u);
   EXPECT_EQ(w.size(), 1u);
   EXPECT_EQ(w.next_due(), 110u) << "the stale bucket still reports (early, never late)";
@@ -787,22 +805,22 @@ TEST(WheelSplice, SplicedNodesPopWhenDueAndNotBefore) {
   Wheel w;
   w.advance(1000);
   WheelNode a, b, c, d;
-  w.insert(&a, 1010);  // level 0, slot 1010 % 64 = 50
+  w.insert(&a, 1010);  // level 0, bucket 1010 % 128 = 114 (lap 1, digit 50)
   w.insert(&b, 1010);
   w.insert(&c, 1010);
   w.insert(&d, 1011);
-  ASSERT_EQ(a.where, 50u);
+  ASSERT_EQ(a.where, 114u);
   w.advance(1010);
   EXPECT_TRUE(w.has_expired());
-  EXPECT_EQ(a.where, 50u) << "spliced, not visited";
+  EXPECT_EQ(a.where, 114u) << "spliced, not visited";
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.reschedule(&b, 1020);  // lazy: the stale bucket's time (1010) <= 1020
-  EXPECT_EQ(b.where, 50u);
-  w.remove(&c);  // off the expired list; bucket 50 is empty, its bit stays clear
+  EXPECT_EQ(b.where, 114u);
+  w.remove(&c);  // off the expired list; bucket 114 is empty, its bit stays clear
   EXPECT_EQ(w.check(stderr, "test"), 0);
   EXPECT_EQ(w.pop_expired(), &a);
   EXPECT_EQ(w.pop_expired(), nullptr) << "b is due at 1020: re-placed, not popped";
-  EXPECT_EQ(b.where, 1020u % 64);
+  EXPECT_EQ(b.where, 1020u % 128);
   EXPECT_EQ(w.size(), 2u);
   EXPECT_EQ(w.next_due(), 1011u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
@@ -818,15 +836,15 @@ TEST(WheelSplice, SplicedNodesPopWhenDueAndNotBefore) {
 TEST(WheelLazy, EarlierButNotBeforeBucketTimeStaysToo) {
   Wheel w;
   WheelNode n;
-  w.insert(&n, 200);  // level 1, slot 3, bucket time 192
-  ASSERT_EQ(n.where, 64u + 3);
+  w.insert(&n, 200);  // level 1, lap 0, digit 3, bucket time 192
+  ASSERT_EQ(n.where, 128u + 3);
   w.reschedule(&n, 195);  // earlier, but still >= 192: lazy
-  EXPECT_EQ(n.where, 64u + 3);
+  EXPECT_EQ(n.where, 128u + 3);
   EXPECT_EQ(n.due, 195u);
   w.reschedule(&n, 192);  // == bucket time: still lazy
-  EXPECT_EQ(n.where, 64u + 3);
+  EXPECT_EQ(n.where, 128u + 3);
   w.reschedule(&n, 191);  // before the bucket time: re-placed
-  EXPECT_EQ(n.where, 64u + 2);
+  EXPECT_EQ(n.where, 128u + 2);
   EXPECT_EQ(w.next_due(), 128u);
   w.reschedule(&n, 5);  // level 0
   EXPECT_EQ(n.where, 5u);
@@ -849,7 +867,7 @@ TEST(WheelLazy, ToNowOrPastExpiresAndExpiredNodeGoesBack) {
   EXPECT_EQ(w.next_due(), 1000u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.reschedule(&n, 1001);  // from the expired list back into a bucket
-  EXPECT_EQ(n.where, 1001u % 64);
+  EXPECT_EQ(n.where, 1001u % 128);
   EXPECT_FALSE(w.has_expired());
   EXPECT_EQ(w.next_due(), 1001u);
   EXPECT_EQ(w.size(), 1u);
@@ -868,20 +886,21 @@ TEST(WheelEdges, DigitBoundaryPlacementFromZero) {
     u32 where;
     u64 bucket_time;
   };
+  // From now 0 every lap bit is 0: bucket = level * 128 + digit.
   const Case cases[] = {
       {1, 1, 1},
       {63, 63, 63},
-      {64, 64 + 1, 64},
-      {65, 64 + 1, 64},
-      {4095, 64 + 63, 4032},
-      {4096, 128 + 1, 4096},
-      {262144, 192 + 1, 262144},            // 64^3
-      {kIntMax, 5 * 64 + 1, u64{1} << 30},  // bit 30 is the top of digit 5
-      {k2Pow31, 5 * 64 + 2, k2Pow31},
-      {k2Pow32 - 1, 5 * 64 + 3, 3 * (u64{1} << 30)},
-      {k2Pow40, 6 * 64 + 16, k2Pow40},
-      {u64{1} << 60, 10 * 64 + 1, u64{1} << 60},  // top level
-      {kMax, 10 * 64 + 15, u64{15} << 60},
+      {64, 128 + 1, 64},
+      {65, 128 + 1, 64},
+      {4095, 128 + 63, 4032},
+      {4096, 256 + 1, 4096},
+      {262144, 384 + 1, 262144},             // 64^3
+      {kIntMax, 5 * 128 + 1, u64{1} << 30},  // bit 30 is the top of digit 5
+      {k2Pow31, 5 * 128 + 2, k2Pow31},
+      {k2Pow32 - 1, 5 * 128 + 3, 3 * (u64{1} << 30)},
+      {k2Pow40, 6 * 128 + 16, k2Pow40},
+      {u64{1} << 60, 10 * 128 + 1, u64{1} << 60},  // top level
+      {kMax, 10 * 128 + 15, u64{15} << 60},
   };
   Wheel w;
   std::vector<WheelNode> n(std::size(cases));
@@ -912,7 +931,7 @@ TEST(WheelEdges, BoundariesRelativeToLargeNow) {
       EXPECT_LE(p.time, due);
       EXPECT_GT(p.time, start);
     }
-    EXPECT_EQ(n[0].where, (start + 1) % 64);  // now+1 is always level 0
+    EXPECT_EQ(n[0].where, (start + 1) % 128);  // now+1 is always level 0
     EXPECT_EQ(w.next_due(), start + 1);
     EXPECT_EQ(w.check(stderr, "test"), 0);
     // Step through: each node fires at exactly its due tick.
@@ -945,7 +964,7 @@ TEST(WheelEdges, AdvanceToJustBeforeAndExactlyDue) {
   EXPECT_EQ(w.pop_expired(), nullptr);
   w.advance(4095);
   EXPECT_FALSE(w.has_expired());
-  EXPECT_EQ(b.where, 128u + 1);  // still level 2 slot 1: its bucket time is 4096
+  EXPECT_EQ(b.where, 256u + 1);  // still level 2, digit 1: its bucket time is 4096
   EXPECT_EQ(w.next_due(), 4096u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.advance(4096);
@@ -962,7 +981,7 @@ TEST(WheelEdges, AdvanceBackwardsOrToNowIsANoOp) {
   w.advance(499);
   w.advance(0);
   EXPECT_EQ(w.now(), 500u);
-  EXPECT_EQ(n.where, 510u % 64);
+  EXPECT_EQ(n.where, 510u % 128);
   EXPECT_FALSE(w.has_expired());
   EXPECT_EQ(w.check(stderr, "test"), 0);
 }
@@ -1020,7 +1039,7 @@ TEST(WheelEdges, ExpiredNodesPopOnceAndPopClearsWhere) {
   }
   EXPECT_EQ(popped, (std::set<const WheelNode *>{&n[0], &n[1], &n[2]}));
   EXPECT_EQ(w.size(), 1u);
-  EXPECT_EQ(n[3].where, 64u + 1);
+  EXPECT_EQ(n[3].where, 128u + 1);
   EXPECT_EQ(w.check(stderr, "test"), 0);
 }
 
@@ -1238,11 +1257,11 @@ void run_bounded_cascade() {
         w.remove(&nodes[id]);
         m[id] = Model{};
       } else if (r < 40) {
-        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kSlots) &&
+        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kLevelSlots) &&
                                      nodes[id].where < W::kExpired && w.bucket_time(nodes[id].where) <= now;
         const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, 300)) : due();
         w.reschedule(&nodes[id], d);
-        if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kSlots)) ++lazy_on_cascade_list;
+        if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kLevelSlots)) ++lazy_on_cascade_list;
         m[id].due = d;
         m[id].late = m[id].late || d <= now;
       }
