@@ -26,6 +26,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -1336,6 +1337,216 @@ TEST(WheelCheck, DetectsBadIndexOnTheCascadeList) {
   EXPECT_GT(w.check(nullptr, "test"), 0);
   a.where = where;
   EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+// ---- pre-cascading ---------------------------------------------------------
+
+// From now 0 the level-1 bucket that comes due at level 0's next boundary
+// (tick 64) holds the nodes due in [64, 128): precascade() moves them, in
+// list order and at most `budget` a call, into level 0's second lap, each to
+// the bucket of its own due tick, and the boundary has nothing left to
+// cascade.
+TEST(WheelPrecascade, MovesTheNextBoundaryBucketIntoTheNextLapBelow) {
+  Wheel w;
+  WheelNode a, b, c, far;
+  w.insert(&a, 64);     // level 1, digit 1: bucket time 64
+  w.insert(&b, 100);    // the same bucket
+  w.insert(&c, 127);    // the same bucket
+  w.insert(&far, 130);  // level 1, digit 2: the boundary after
+  ASSERT_EQ(a.where, 128u + 1);
+  ASSERT_EQ(c.where, 128u + 1);
+  ASSERT_EQ(far.where, 128u + 2);
+  ASSERT_EQ(w.next_due(), 64u);
+  EXPECT_TRUE(w.precascade(2)) << "c is left";
+  EXPECT_EQ(a.where, 64u);  // level 0, lap 1, digit 0
+  EXPECT_EQ(b.where, 100u);
+  EXPECT_EQ(c.where, 128u + 1);
+  EXPECT_EQ(w.bucket_time(b.where), 100u);
+  EXPECT_EQ(w.next_due(), 64u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_FALSE(w.precascade(10));
+  EXPECT_EQ(c.where, 127u);
+  EXPECT_EQ(far.where, 128u + 2) << "not the next boundary's bucket";
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_FALSE(w.precascade(10)) << "nothing left to move";
+  w.begin_advance(64);
+  EXPECT_FALSE(w.cascading()) << "the boundary's bucket was empty";
+  EXPECT_EQ(w.pop_expired(), &a);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_EQ(w.next_due(), 100u);
+  // At 64 the next boundary is 128: far (130) moves to level 0, lap 0.
+  EXPECT_FALSE(w.precascade(10));
+  EXPECT_EQ(far.where, 130u % 128);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  for (WheelNode *n : {&b, &c, &far}) {
+    w.advance(w.next_due());
+    EXPECT_EQ(w.pop_expired(), n);
+    EXPECT_EQ(w.now(), n->due);
+  }
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// A level-2 bucket moves into level 1's second lap (its nodes are due past
+// the end of level 1's current lap), from where the usual cascade takes them
+// to level 0.  A node rescheduled later while in a moved bucket is placed
+// by its new due tick instead.
+TEST(WheelPrecascade, HigherLevelsAndLazilyRescheduledNodes) {
+  Wheel w;
+  w.advance(100);
+  WheelNode x, y;
+  w.insert(&x, 4166);  // level 2, digit 1: bucket time 4096
+  w.insert(&y, 4100);  // the same bucket
+  ASSERT_EQ(x.where, 256u + 1);
+  w.reschedule(&y, 70000);  // lazy: 4096 <= 70000
+  ASSERT_EQ(y.where, 256u + 1);
+  EXPECT_FALSE(w.precascade(8));
+  EXPECT_EQ(x.where, 128u + 65);  // level 1, lap 1, digit 1
+  EXPECT_EQ(w.bucket_time(x.where), 4160u);
+  EXPECT_EQ(y.where, 256u + 17) << "placed by its due tick 70000 = 17 * 4096 + 368";
+  EXPECT_EQ(w.next_due(), 4160u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  for (WheelNode *n : {&x, &y}) {
+    WheelNode *got = nullptr;
+    for (int steps = 0; got == nullptr && steps < 20; ++steps) {
+      w.advance(w.next_due());
+      ASSERT_EQ(w.check(stderr, "test"), 0);
+      got = w.pop_expired();
+    }
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(w.now(), n->due);
+  }
+}
+
+// Randomised, against a brute-force model (each node's due tick and whether
+// it was put on the wheel late), over many boundaries of levels 1 and 2:
+// between random inserts, removes and reschedules (lazy ones too) the owner
+// pre-cascades in random budgets, and steps to next_due() with advance() or
+// begin_advance() and a bounded cascade.  Every node not put on late pops
+// at exactly its due tick, none early, none held back, check() holds after
+// every call, and pre-cascading must actually have emptied boundaries.
+template <class W>
+void run_precascade(u64 start, u64 seed) {
+  constexpr int kBits = W::kDigitBits;
+  constexpr u64 kLap0 = u64{1} << kBits;        // a lap of level 0
+  constexpr u64 kLap1 = u64{1} << (2 * kBits);  // a lap of level 1
+  constexpr u64 kLap2 = u64{1} << (3 * kBits);  // a lap of level 2
+  constexpr std::size_t kN = 400;
+  struct Model {
+    bool in = false;
+    u64 due = 0;
+    bool late = false;
+  };
+  Rng rng(seed);
+  auto w = std::make_unique<W>();
+  w->advance(start);
+  std::vector<WheelNode> nodes(kN);
+  std::vector<Model> m(kN);
+  for (WheelNode &n : nodes) n.where = W::kNowhere;
+  std::size_t exact = 0, moved = 0, clean_boundaries = 0, boundaries1 = 0, boundaries2 = 0;
+  // Every other 500 steps no node is due within two laps of level 0, so that
+  // the clock runs across many boundaries of level 2 as well.
+  bool sparse = false;
+  auto due = [&] {
+    const int r = sparse ? 45 + percent(rng) * 55 / 100 : percent(rng);
+    const u64 now = w->now();
+    if (r < 5) return sub_sat(now, below_eq(rng, 3));  // late
+    if (r < 45) return now + 1 + below_eq(rng, 2 * kLap0);
+    if (r < 75) return now + 1 + below_eq(rng, 2 * kLap1);
+    return now + 1 + below_eq(rng, 2 * kLap2);
+  };
+  auto random_op = [&] {
+    const auto id = static_cast<std::size_t>(below_eq(rng, kN - 1));
+    const int r = percent(rng);
+    const u64 now = w->now();
+    if (!m[id].in) {
+      if (r < 80) {
+        const u64 d = due();
+        w->insert(&nodes[id], d);
+        m[id] = {true, d, d <= now};
+      }
+    } else if (r < 10) {
+      w->remove(&nodes[id]);
+      m[id] = Model{};
+    } else if (r < 40) {
+      // Later by a little (often lazy) or anywhere.
+      const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, kLap0)) : due();
+      w->reschedule(&nodes[id], d);
+      m[id].due = d;
+      m[id].late = m[id].late || d <= now;
+    }
+  };
+  // Pre-cascades in a random budget; counts the nodes that went down a level.
+  auto precascade = [&] {
+    std::vector<int> before(kN, -1);
+    for (std::size_t id = 0; id < kN; ++id)
+      if (nodes[id].where < W::kExpired) before[id] = W::level_of(nodes[id].where);
+    w->precascade(below_eq(rng, 40));
+    for (std::size_t id = 0; id < kN; ++id)
+      if (before[id] >= 0 && nodes[id].where < W::kExpired && W::level_of(nodes[id].where) < before[id])
+        ++moved;
+  };
+  for (int step = 0; step < 5000; ++step) {
+    sparse = (step / 500) % 2 == 1;
+    for (int k = 0; k < 4; ++k) {
+      random_op();
+      if (percent(rng) < 50) precascade();
+      ASSERT_EQ(w->check(stderr, "test"), 0) << "step " << step;
+    }
+    const u64 nd = w->next_due();
+    if (nd == kNever) continue;
+    ASSERT_GE(nd, w->now());
+    const u64 before = w->now();
+    // Sometimes only part of the way: the wheel then has nothing due.
+    const u64 t = percent(rng) < 20 ? before + below_eq(rng, nd - before) : nd;
+    if (percent(rng) < 30) {
+      w->advance(t);
+    } else {
+      w->begin_advance(t);
+      if (t / kLap0 != before / kLap0) {
+        ++boundaries1;
+        if (!w->cascading()) ++clean_boundaries;
+      }
+      if (t / kLap1 != before / kLap1) ++boundaries2;
+      while (w->cascade(1 + below_eq(rng, 8))) ASSERT_EQ(w->check(stderr, "test"), 0);
+    }
+    ASSERT_EQ(w->check(stderr, "test"), 0);
+    std::size_t popped = 0;
+    while (WheelNode *n = w->pop_expired()) {
+      const auto id = static_cast<std::size_t>(n - nodes.data());
+      ASSERT_LT(id, kN);
+      ASSERT_TRUE(m[id].in);
+      ASSERT_LE(n->due, w->now()) << "node " << id << " came out early";
+      if (!m[id].late) {
+        ASSERT_EQ(n->due, w->now()) << "node " << id << " fired at the wrong tick";
+        ++exact;
+      }
+      m[id] = Model{};
+      ASSERT_LE(++popped, kN);
+    }
+    std::size_t live = 0;
+    for (std::size_t id = 0; id < kN; ++id)
+      if (m[id].in) {
+        ++live;
+        ASSERT_GT(m[id].due, w->now()) << "node " << id << " held back";
+        ASSERT_GE(m[id].due, w->next_due()) << "next_due() later than node " << id;
+      }
+    ASSERT_EQ(w->size(), live);
+    ASSERT_EQ(w->check(stderr, "test"), 0);
+  }
+  EXPECT_GT(exact, 2000u) << "start " << start;
+  EXPECT_GT(moved, 2000u) << "start " << start;
+  EXPECT_GT(boundaries1, 500u) << "start " << start;
+  EXPECT_GT(clean_boundaries, 200u) << "start " << start;
+  EXPECT_GT(boundaries2, 5u) << "start " << start;
+}
+
+TEST(WheelPrecascade, RandomAgainstModelOverManyBoundaries) {
+  u64 seed = 900;
+  for (const u64 start : {u64{0}, u64{4095 - 50}, u64{65535 - 50}, k2Pow31 - 100, k2Pow40 - 7}) {
+    run_precascade<Wheel>(start, ++seed);
+    run_precascade<Wheel8>(start, ++seed);
+  }
 }
 
 }  // namespace
