@@ -2,31 +2,47 @@
 //
 // Varghese & Lauck, "Hashed and Hierarchical Timing Wheels", scheme 7, in the
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
-// 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
-// value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
-// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No
-// locks, no threads, no clock: the owner (one CPU of a domain) holds its
-// lock around every call and says what "now" is by calling advance() (or
+// 64-bit number read as digits of D bits; level L holds two laps of 2^D
+// buckets, the bucket of tick u being digit L of u plus, above it, the low
+// bit of u's part above digit L (its lap): index (u >> L*D) mod 2^(D+1).
+// The engine uses D = 8 (eight levels of 2 x 256 buckets; see `Wheel` at the
+// end); the tests also run D = 6 (eleven levels of 2 x 64).  No locks, no
+// threads, no clock: the owner (one CPU of a domain) holds its lock around
+// every call and says what "now" is by calling advance() (or
 // begin_advance()).
 //
 // Placement rule.  A node due at tick `due > now` goes to level
 //   L = (index of the highest bit in which due and now differ) / D
-// and slot s = digit L of due.  So due and now agree on every digit above L,
-// and digit L of due is greater than digit L of now.  That bucket "comes due"
-// at its bucket time: now's digits above L, then s, then zeros -- the first
-// tick at which now's digits from L upward equal due's.  At that tick the
-// node is re-placed (cascaded) against the new now, landing in a lower level
-// or, when due == now, in the expired list.  A level-0 bucket time equals the
-// due tick exactly, so a node fires exactly at its due tick: never early
-// (advance only expires nodes with due <= now) and never late by design.
+// and the bucket of due at that level, which is in now's lap.  So due and
+// now agree on every digit above L, and digit L of due is greater than digit
+// L of now.  That bucket "comes due" at its bucket time: now's digits above
+// L, then the digit, then zeros -- the first tick at which now's digits from
+// L upward equal due's.  At that tick the node is re-placed (cascaded)
+// against the new now, landing in a lower level or, when due == now, in the
+// expired list.  A level-0 bucket time equals the due tick exactly, so a
+// node fires exactly at its due tick: never early (advance only expires
+// nodes with due <= now) and never late by design.
 //
-// Invariant W1 (what makes next_due() O(1) and advance() correct): every node
-// in bucket (L, s) satisfies  hi_L(node placement) == hi_L(now)  and
-// s > digit_L(now), where hi_L is the part of a tick above digit L.  advance()
-// keeps it by cascading every bucket whose bucket time it passes.  W1 means
-// the occupied slots of a level never wrap around now, so the earliest bucket
-// of a level is its lowest set bit, and lower levels always come due before
-// higher ones.
+// Invariant W1 (what makes next_due() O(levels) and advance() correct):
+// every node in a bucket of now's lap of level L agrees with now above digit
+// L and its digit is greater than digit_L(now); every node in a bucket of
+// the other lap is due in the next lap of level L (its part above digit L is
+// now's plus one; the top level, with nothing above it, has no next lap).
+// The time of a bucket is now's part above L (plus one for the next lap),
+// its digit, then zeros, and is <= the due tick of each of its nodes.
+// advance() keeps W1 by cascading every bucket whose bucket time it passes;
+// when now enters the next lap, that lap's buckets become now's lap's with
+// no work.  W1 means the occupied buckets of a lap never wrap around now, so
+// a lap's earliest bucket is its lowest set bit, and a bucket of now's lap
+// comes due before any bucket of a higher level.
+//
+// Pre-cascading.  Only precascade() fills a next lap: while now is in
+// [B - kSlots^L, B), the level-L bucket that comes due at B (B a multiple of
+// kSlots^L) holds nodes due in [B, B + kSlots^L), which is exactly the next
+// lap of level L - 1, so its nodes can move there ahead of time, a bounded
+// number a call, and at B only what is left is cascaded.  The owner calls
+// it in its idle time; a wheel whose owner never does behaves exactly as a
+// one-lap wheel.
 //
 // Lazy reschedule.  A pending node moved later keeps its bucket when that
 // bucket's time is still <= the new due tick: only `due` changes (O(1), no
@@ -170,8 +186,10 @@ class BasicWheel {
   // or the cascade list is not empty, else the earliest bucket time, else
   // kNever.  It may be earlier than any node's due tick -- a cascade point
   // of a node above level 0, or a lazily rescheduled node's old bucket --
-  // never later.  O(1): one count-trailing-zeros on the level summary, one
-  // on that level.
+  // never later.  O(levels), usually one: a count-trailing-zeros on the
+  // level summary, then a scan of the lowest level's lap words, now's lap
+  // first; only when that level's buckets are all in its next lap (filled
+  // by precascade()) does the scan go on to the next level.
   std::uint64_t next_due() const {
     if (has_expired()) return now_;
     std::uint64_t best = kNever;
@@ -400,8 +418,8 @@ extern template class BasicWheel<8>;
 // 0 or 1 and cascaded at most once, and a cascade moves the callouts of one
 // 256-tick slice.  With 6-bit digits a level-2 bucket covers 4096 ticks, so
 // one cascade could move most of the pending callouts at once, and the
-// callouts of 64 ms to 4 s were visited twice.  Cost: 32 KiB of bucket
-// heads per CPU instead of 11 KiB.
+// callouts of 64 ms to 4 s were visited twice.  Cost: 64 KiB of bucket
+// heads per CPU (two laps; 32 KiB on 32-bit targets).
 using Wheel = BasicWheel<8>;
 
 }  // namespace libcallout::internal
