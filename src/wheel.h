@@ -273,19 +273,18 @@ class BasicWheel {
   // cascade (which may hold nodes due now).
   bool has_expired() const { return expired_.next != &expired_ || cascading_.next != &cascading_; }
 
-  // The tick at which bucket `where` comes due, given the current now(): in
-  // now's lap of its level when the bucket's lap bit is now's, else in the
-  // next lap.
+  // The tick at which bucket `where` comes due, given the current now(): at
+  // its level, the first position from now's on (now's digit and the part
+  // above it, counted in units of the level) whose low bits are the bucket's
+  // index.  For a bucket that satisfies W1 that is now's lap with the
+  // bucket's digit when the lap bits agree, else the next lap with it; for
+  // the stale index of a node on the expired or cascade list it is some
+  // tick, either way harmless (see "Level-0 buckets are spliced").  No
+  // branch: the lazy path of reschedule() reads it on every call.
   std::uint64_t bucket_time(std::uint32_t where) const {
-    const int level = level_of(where);
-    const std::uint64_t slot = where % kLevelSlots;
-    const std::uint64_t low = (slot & (kSlots - 1)) << (level * kDigitBits);
-    // The top level has one lap and nothing above it; shifting by 64 or
-    // more would be undefined even though the value shifted is 0.
-    if (shift_hi(level) >= 64) return low;
-    std::uint64_t above = hi(now_, level);
-    if ((slot >> kDigitBits) != (above & 1)) ++above;
-    return (above << shift_hi(level)) | low;
+    const int shift = level_of(where) * kDigitBits;
+    const std::uint64_t at = now_ >> shift;
+    return (at + ((where - at) & (kLevelSlots - 1))) << shift;
   }
 
   // Moves ahead of time, at most `budget` nodes, the buckets that come due

@@ -80,19 +80,17 @@ Placement expected_placement(u64 due, u64 now, int bits = 6) {
   return {static_cast<u32>(level * level_slots + slot), time};
 }
 
-// The time of bucket `where` at `now`: the digit of the bucket, below now's
-// part above the level if the bucket's lap bit is now's, else below the next
-// value of that part (the next lap).  The top level has one lap.
+// The time of bucket `where` at `now`, by search: the first multiple u of
+// the level's unit, from now rounded down to one on, whose bucket at that
+// level is `where` (digit and lap bit); for a bucket in use that is now's
+// lap when the lap bits agree, else the next lap.
 u64 model_bucket_time(u32 where, u64 now, int bits = 6) {
-  const u32 slots = u32{1} << bits;
-  const u32 level = where / (2 * slots);
-  const u64 digit = where % slots;
-  const u64 lap = (where / slots) % 2;
-  const u32 shift = (level + 1) * static_cast<u32>(bits);
-  if (shift >= 64) return digit << (level * static_cast<u32>(bits));
-  u64 above = now >> shift;
-  if ((above & 1) != lap) ++above;
-  return (above << shift) | (digit << (level * static_cast<u32>(bits)));
+  const u32 level_slots = u32{2} << bits;
+  const u32 level = where / level_slots;
+  const u32 shift = level * static_cast<u32>(bits);
+  const u64 unit = u64{1} << shift;
+  for (u64 u = now - now % unit;; u += unit)
+    if (((u >> shift) & (level_slots - 1)) == where % level_slots) return u;
 }
 
 // The ticks at which a node due at `due`, inserted at `from`, is cascaded when
