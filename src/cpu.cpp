@@ -379,17 +379,19 @@ void *softclock_main(void *arg) {
       // cascade (wheel.h, precascade()).  Only here, on time already spent
       // awake: no wake-up is added, and the manual and virtual clocks, whose
       // order within a tick must not depend on timing, never pre-cascade.
-      // Stop as soon as a tick comes due: it runs first.
+      // Stop as soon as a tick comes due (it runs first), or someone waits
+      // for this CPU to be idle or to stop.
       bool more = cpu->holds == 0 && cpu->wheel.precascade(kCascadeBudget);
-      while (more) {
+      while (more && cpu->nidle == 0 && !cpu->stopping) {
         cpu->lock.unlock();
         cpu->lock.lock();
         if (clock.ticks() >= cpu->wheel.next_due()) break;
         more = cpu->wheel.precascade(kCascadeBudget);
       }
-      if (more) continue;
       // Moving nodes ahead only makes next_due() later (or it is an insert).
-      wake = cpu->holds == 0 ? cpu->wheel.next_due() : Wheel::kNever;
+      const std::uint64_t due = cpu->wheel.next_due();
+      if (more && clock.ticks() >= due) continue;
+      wake = cpu->holds == 0 ? due : Wheel::kNever;
     }
     // Going idle: wake whoever waits for this CPU to be idle.  advance()
     // waits until the expired list is empty and nothing runs; this is the
