@@ -408,7 +408,25 @@ void *softclock_main(void *arg) {
       // clock so that new callouts are placed in low levels.  While a drain
       // holds dispatch, sleep until it kicks us at its end.
       cpu->wheel.advance(now);
-      wake = cpu->holds == 0 ? next : Wheel::kNever;
+      // Idle until `next`: move the buckets that cascade at the coming
+      // boundaries down a level now, kCascadeBudget nodes a lock hold, so
+      // that the handlers due at a boundary no longer wait for its whole
+      // cascade (wheel.h, precascade()).  Only here, on time already spent
+      // awake: no wake-up is added, and the manual and virtual clocks, whose
+      // order within a tick must not depend on timing, never pre-cascade.
+      // Stop as soon as a tick comes due (it runs first), or someone waits
+      // for this CPU to be idle or to stop.
+      bool more = cpu->holds == 0 && cpu->wheel.precascade(kCascadeBudget);
+      while (more && cpu->nidle == 0 && !cpu->stopping) {
+        cpu->lock.unlock();
+        cpu->lock.lock();
+        if (clock.ticks() >= cpu->wheel.next_due()) break;
+        more = cpu->wheel.precascade(kCascadeBudget);
+      }
+      // Moving nodes ahead only makes next_due() later (or it is an insert).
+      const std::uint64_t due = cpu->wheel.next_due();
+      if (more && clock.ticks() >= due) continue;
+      wake = cpu->holds == 0 ? due : Wheel::kNever;
     }
     // Going idle: wake whoever waits for this CPU to be idle.  advance()
     // waits until the expired list is empty and nothing runs; this is the

@@ -18,37 +18,89 @@ void BasicWheel<DigitBits>::begin_advance(std::uint64_t t) {
   // Nodes still waiting from an earlier begin_advance() belong to ticks up
   // to now: place them before now moves.
   finish_cascade();
+  // upto(d) is the mask of bits 0..d of a word; for d == 63 the unsigned
+  // shift wraps 2 << 63 to 0 (defined: the exponent is below 64) and 0 - 1
+  // is all ones, as wanted.
+  auto upto = [](std::uint64_t d) { return (std::uint64_t{2} << d) - 1; };
   for (std::uint32_t pending = levels_; pending != 0; pending &= pending - 1) {
     const int level = __builtin_ctz(pending);
-    // The slots of this level whose bucket time is in (now, t]: if t is in
-    // a later revolution of this level, by W1 every occupied slot; else the
-    // slots strictly after now's digit, up to and including t's digit
-    // (dt >= dn because t > now and the digits above agree).
-    const bool all = hi(now_, level) != hi(t, level);
-    const std::uint64_t first = all ? 0 : digit(now_, level) + 1;  // may be kSlots: none
-    const std::uint64_t last = all ? kSlots - 1 : digit(t, level);
-    // upto(d) is the mask of bits 0..d of a word; for d == 63 the unsigned
-    // shift wraps 2 << 63 to 0 (defined: the exponent is below 64) and
-    // 0 - 1 is all ones, as wanted.
-    auto upto = [](std::uint64_t d) { return (std::uint64_t{2} << d) - 1; };
-    for (int w = 0; w < kWords; ++w) {
-      const std::uint64_t lo = static_cast<std::uint64_t>(w) * 64;  // this word's first slot
-      if (last < lo || first > lo + 63) continue;
-      const std::uint64_t from = first > lo ? first - lo : 0;
-      const std::uint64_t to = last - lo < 63 ? last - lo : 63;
-      std::uint64_t hit = bitmap_[level * kWords + w] & upto(to) & ~(upto(from) >> 1);
-      for (; hit != 0; hit &= hit - 1) {
-        const auto where = static_cast<std::uint32_t>(level * kSlots + lo + __builtin_ctzll(hit));
-        // Level 0: straight to the expired list, unvisited (see wheel.h).
-        splice(level == 0 ? &expired_ : &cascading_, &buckets_[where]);
-        clear_bit(where);
+    // Splices the occupied buckets of this level with index in [first,
+    // last], in index order.
+    auto pass = [&](std::uint64_t first, std::uint64_t last) {
+      for (int w = 0; w < kWords; ++w) {
+        const std::uint64_t lo = static_cast<std::uint64_t>(w) * 64;  // this word's first slot
+        if (last < lo || first > lo + 63) continue;
+        const std::uint64_t from = first > lo ? first - lo : 0;
+        const std::uint64_t to = last - lo < 63 ? last - lo : 63;
+        std::uint64_t hit = bitmap_[level * kWords + w] & upto(to) & ~(upto(from) >> 1);
+        for (; hit != 0; hit &= hit - 1) {
+          const auto where = static_cast<std::uint32_t>(level * kLevelSlots + lo + __builtin_ctzll(hit));
+          // Level 0: straight to the expired list, unvisited (see wheel.h).
+          splice(level == 0 ? &expired_ : &cascading_, &buckets_[where]);
+          clear_bit(where);
+        }
+      }
+    };
+    // Positions counted from the first bucket of now's lap (0 .. kSlots - 1
+    // now's lap, kSlots .. 2 kSlots - 1 the next): the buckets whose time is
+    // in (now, t] are those strictly after now's digit up to t's position,
+    // or to the end of the next lap when t is two or more laps ahead.  By
+    // W1 none of now's lap at or before now's digit is occupied, so that
+    // range holds every occupied bucket passed.  Time order is position
+    // order; the index of a position wraps at the end of the level.
+    const std::uint64_t laps = hi(t, level) - hi(now_, level);
+    const std::uint64_t first = digit(now_, level) + 1;
+    const std::uint64_t last = laps >= 2 ? kLevelSlots - 1 : laps * kSlots + digit(t, level);
+    if (first <= last) {
+      const std::uint64_t base = static_cast<std::uint64_t>(lap(now_, level)) * kSlots;
+      const std::uint64_t a = first + base, b = last + base;
+      if (b < kLevelSlots) {
+        pass(a, b);
+      } else if (a >= kLevelSlots) {
+        pass(a - kLevelSlots, b - kLevelSlots);
+      } else {
+        pass(a, kLevelSlots - 1);
+        pass(0, b - kLevelSlots);
       }
     }
     // If now and t agree above this level they agree on every higher digit,
     // so no bucket of a higher level can have come due.
-    if (hi(now_, level) == hi(t, level)) break;
+    if (laps == 0) break;
   }
   now_ = t;
+}
+
+template <int DigitBits>
+bool BasicWheel<DigitBits>::precascade(std::size_t budget) {
+  // Level 0 is never a source: its buckets are spliced whole, unvisited.
+  for (std::uint32_t pending = levels_ & ~1u; pending != 0; pending &= pending - 1) {
+    const int level = __builtin_ctz(pending);
+    // The bucket whose time is the next multiple of kSlots^level after now:
+    // the position after now's in the digits from `level` up (the index
+    // wraps into the next lap after digit kSlots - 1).
+    const std::uint64_t next = hi(now_, level - 1) + 1;  // that time >> (level * kDigitBits)
+    const auto where = static_cast<std::uint32_t>(level * kLevelSlots + (next & (kLevelSlots - 1)));
+    if (!bit(where)) continue;
+    Link *head = &buckets_[where];
+    while (head->next != head) {
+      if (budget == 0) return true;
+      --budget;
+      WheelNode *n = node_of(head->next);
+      unlink(&n->link);
+      // Due in [next << shift, (next + 1) << shift): the next lap of the
+      // level below, whose bucket for due is at or after this bucket's time
+      // and not after due.  A node rescheduled later while in this bucket is
+      // placed by the usual rule; it lands in a bucket of this level or a
+      // higher one that is not this one (its due tick is past this one's
+      // span), so the loop ends.
+      if (hi(n->due, level - 1) == next)
+        put(n, index_at(n->due, level - 1));
+      else
+        place(n);
+    }
+    clear_bit(where);
+  }
+  return false;
 }
 
 template <int DigitBits>
@@ -71,7 +123,12 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
       ++count;
       if (l->next->prev != l) report("broken list link", n, b);
       if (n->where != b) report("node's bucket index is not the bucket it is in", n, b);
-      if (digit(now_, level) >= b % kSlots) report("bucket is at or behind now (W1)", n, b);
+      const std::uint32_t slot = b % kLevelSlots;
+      if (static_cast<int>(slot >> kDigitBits) == lap(now_, level)) {
+        if (digit(now_, level) >= (slot & (kSlots - 1))) report("bucket is at or behind now (W1)", n, b);
+      } else if (shift_hi(level) >= 64) {
+        report("node in the second lap of the top level (W1)", n, b);
+      }
       const std::uint64_t bt = bucket_time(b);
       if (bt > n->due) report("bucket comes due after the node's due tick (would fire late)", n, b);
       if (bt <= now_) report("bucket time is not in the future", n, b);
@@ -90,7 +147,7 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
     // reschedule, and pop_expired() re-places those).
     if (n->where == kExpired) {
       if (n->due > now_) report("node on the expired list is not due yet (would fire early)", n, kExpired);
-    } else if (n->where >= static_cast<std::uint32_t>(kSlots)) {
+    } else if (n->where >= static_cast<std::uint32_t>(kLevelSlots)) {
       report("node on the expired list has a bucket index above level 0", n, n->where);
     }
     earliest = now_;
@@ -101,7 +158,7 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
     if (l->next->prev != l) report("broken list link", n, kExpired);
     // Spliced from a passed bucket above level 0, not re-placed yet: it
     // keeps that bucket's index.
-    if (n->where < static_cast<std::uint32_t>(kSlots) || n->where >= kExpired)
+    if (n->where < static_cast<std::uint32_t>(kLevelSlots) || n->where >= kExpired)
       report("node on the cascade list does not carry a bucket index above level 0", n, n->where);
     earliest = now_;
   }

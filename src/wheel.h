@@ -2,31 +2,47 @@
 //
 // Varghese & Lauck, "Hashed and Hierarchical Timing Wheels", scheme 7, in the
 // bit-digit form that timeout.c and NetBSD's kern_timeout.c use: a tick is a
-// 64-bit number read as digits of D bits; level L holds 2^D buckets, one per
-// value of digit L.  The engine uses D = 8 (eight levels of 256 buckets; see
-// `Wheel` at the end); the tests also run D = 6 (eleven levels of 64).  No
-// locks, no threads, no clock: the owner (one CPU of a domain) holds its
-// lock around every call and says what "now" is by calling advance() (or
+// 64-bit number read as digits of D bits; level L holds two laps of 2^D
+// buckets, the bucket of tick u being digit L of u plus, above it, the low
+// bit of u's part above digit L (its lap): index (u >> L*D) mod 2^(D+1).
+// The engine uses D = 8 (eight levels of 2 x 256 buckets; see `Wheel` at the
+// end); the tests also run D = 6 (eleven levels of 2 x 64).  No locks, no
+// threads, no clock: the owner (one CPU of a domain) holds its lock around
+// every call and says what "now" is by calling advance() (or
 // begin_advance()).
 //
 // Placement rule.  A node due at tick `due > now` goes to level
 //   L = (index of the highest bit in which due and now differ) / D
-// and slot s = digit L of due.  So due and now agree on every digit above L,
-// and digit L of due is greater than digit L of now.  That bucket "comes due"
-// at its bucket time: now's digits above L, then s, then zeros -- the first
-// tick at which now's digits from L upward equal due's.  At that tick the
-// node is re-placed (cascaded) against the new now, landing in a lower level
-// or, when due == now, in the expired list.  A level-0 bucket time equals the
-// due tick exactly, so a node fires exactly at its due tick: never early
-// (advance only expires nodes with due <= now) and never late by design.
+// and the bucket of due at that level, which is in now's lap.  So due and
+// now agree on every digit above L, and digit L of due is greater than digit
+// L of now.  That bucket "comes due" at its bucket time: now's digits above
+// L, then the digit, then zeros -- the first tick at which now's digits from
+// L upward equal due's.  At that tick the node is re-placed (cascaded)
+// against the new now, landing in a lower level or, when due == now, in the
+// expired list.  A level-0 bucket time equals the due tick exactly, so a
+// node fires exactly at its due tick: never early (advance only expires
+// nodes with due <= now) and never late by design.
 //
-// Invariant W1 (what makes next_due() O(1) and advance() correct): every node
-// in bucket (L, s) satisfies  hi_L(node placement) == hi_L(now)  and
-// s > digit_L(now), where hi_L is the part of a tick above digit L.  advance()
-// keeps it by cascading every bucket whose bucket time it passes.  W1 means
-// the occupied slots of a level never wrap around now, so the earliest bucket
-// of a level is its lowest set bit, and lower levels always come due before
-// higher ones.
+// Invariant W1 (what makes next_due() O(levels) and advance() correct):
+// every node in a bucket of now's lap of level L agrees with now above digit
+// L and its digit is greater than digit_L(now); every node in a bucket of
+// the other lap is due in the next lap of level L (its part above digit L is
+// now's plus one; the top level, with nothing above it, has no next lap).
+// The time of a bucket is now's part above L (plus one for the next lap),
+// its digit, then zeros, and is <= the due tick of each of its nodes.
+// advance() keeps W1 by cascading every bucket whose bucket time it passes;
+// when now enters the next lap, that lap's buckets become now's lap's with
+// no work.  W1 means the occupied buckets of a lap never wrap around now, so
+// a lap's earliest bucket is its lowest set bit, and a bucket of now's lap
+// comes due before any bucket of a higher level.
+//
+// Pre-cascading.  Only precascade() fills a next lap: while now is in
+// [B - kSlots^L, B), the level-L bucket that comes due at B (B a multiple of
+// kSlots^L) holds nodes due in [B, B + kSlots^L), which is exactly the next
+// lap of level L - 1, so its nodes can move there ahead of time, a bounded
+// number a call, and at B only what is left is cascaded.  The owner calls
+// it in its idle time; a wheel whose owner never does behaves exactly as a
+// one-lap wheel.
 //
 // Lazy reschedule.  A pending node moved later keeps its bucket when that
 // bucket's time is still <= the new due tick: only `due` changes (O(1), no
@@ -111,14 +127,16 @@ template <int DigitBits>
 class BasicWheel {
  public:
   static constexpr int kDigitBits = DigitBits;
-  static constexpr int kSlots = 1 << kDigitBits;                      // buckets a level
+  static constexpr int kSlots = 1 << kDigitBits;                      // values of a digit: buckets a lap
+  static constexpr int kLevelSlots = 2 * kSlots;                      // buckets a level: two laps
   static constexpr int kLevels = (64 + kDigitBits - 1) / kDigitBits;  // levels * digit bits >= 64
-  // 64-bit words of a level's bitmap (one for 6-bit digits).  The bitmaps
-  // of all levels are one array of words, so that bucket `where` has its bit
-  // in word where / 64, at where % 64: no more work than a one-word level.
-  static constexpr int kWords = kSlots / 64;
-  static_assert(kSlots % 64 == 0, "a level's buckets fill whole bitmap words");
-  static constexpr std::uint32_t kExpired = kLevels * kSlots;
+  // 64-bit words of a level's bitmap (two for 6-bit digits, eight for 8).
+  // The bitmaps of all levels are one array of words, so that bucket
+  // `where` has its bit in word where / 64, at where % 64.
+  static constexpr int kWords = kLevelSlots / 64;
+  static constexpr int kLapWords = kSlots / 64;  // words of one lap
+  static_assert(kSlots % 64 == 0, "a lap's buckets fill whole bitmap words");
+  static constexpr std::uint32_t kExpired = kLevels * kLevelSlots;
   static constexpr std::uint32_t kNowhere = kExpired + 1;
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
 
@@ -168,20 +186,32 @@ class BasicWheel {
   // or the cascade list is not empty, else the earliest bucket time, else
   // kNever.  It may be earlier than any node's due tick -- a cascade point
   // of a node above level 0, or a lazily rescheduled node's old bucket --
-  // never later.  O(1): one count-trailing-zeros on the level summary, one
-  // on that level.
+  // never later.  O(levels), usually one: a count-trailing-zeros on the
+  // level summary, then a scan of the lowest level's lap words, now's lap
+  // first; only when that level's buckets are all in its next lap (filled
+  // by precascade()) does the scan go on to the next level.
   std::uint64_t next_due() const {
     if (has_expired()) return now_;
-    if (levels_ == 0) return kNever;
-    const int level = __builtin_ctz(levels_);
-    // levels_ has bit `level` set only while some word of bitmap_[level] is
-    // not zero, so this loop stops inside the level and the ctz argument is
-    // never zero.
-    const std::uint64_t *bits = &bitmap_[level * kWords];
-    int word = 0;
-    while (bits[word] == 0) ++word;
-    const int slot = word * 64 + __builtin_ctzll(bits[word]);
-    return bucket_time(static_cast<std::uint32_t>(level * kSlots + slot));
+    std::uint64_t best = kNever;
+    for (std::uint32_t pending = levels_; pending != 0; pending &= pending - 1) {
+      const int level = __builtin_ctz(pending);
+      // levels_ has bit `level` set only while some word of the level is not
+      // zero, so one of the two laps has a set bit.  Now's lap first: by W1
+      // its buckets all come due before the next lap's.
+      const std::uint64_t *bits = &bitmap_[level * kWords];
+      const int cur = lap(now_, level);
+      int slot = first_bit(bits + cur * kLapWords);
+      const bool in_current_lap = slot >= 0;
+      slot =
+          in_current_lap ? cur * kSlots + slot : (1 - cur) * kSlots + first_bit(bits + (1 - cur) * kLapWords);
+      const std::uint64_t t = bucket_time(static_cast<std::uint32_t>(level * kLevelSlots + slot));
+      if (t < best) best = t;
+      // A bucket of now's lap comes due before the end of that lap, and
+      // every bucket of a higher level at or after it: done.  A next-lap
+      // bucket (filled by precascade()) may come due after a higher level's.
+      if (in_current_lap) break;
+    }
+    return best;
   }
 
   // Moves now() forward to t (t >= now()).  Every bucket whose bucket time
@@ -243,15 +273,30 @@ class BasicWheel {
   // cascade (which may hold nodes due now).
   bool has_expired() const { return expired_.next != &expired_ || cascading_.next != &cascading_; }
 
-  // The tick at which bucket `where` comes due, given the current now().
+  // The tick at which bucket `where` comes due, given the current now(): at
+  // its level, the first position from now's on (now's digit and the part
+  // above it, counted in units of the level) whose low bits are the bucket's
+  // index.  For a bucket that satisfies W1 that is now's lap with the
+  // bucket's digit when the lap bits agree, else the next lap with it; for
+  // the stale index of a node on the expired or cascade list it is some
+  // tick, either way harmless (see "Level-0 buckets are spliced").  No
+  // branch: the lazy path of reschedule() reads it on every call.
   std::uint64_t bucket_time(std::uint32_t where) const {
-    const int level = static_cast<int>(where) / kSlots;
-    const std::uint64_t slot = where % kSlots;
-    // The top level has nothing above it; shifting by 66 would be undefined
-    // even though the value shifted is 0.
-    const std::uint64_t above = shift_hi(level) >= 64 ? 0 : hi(now_, level) << shift_hi(level);
-    return above | (slot << (level * kDigitBits));
+    const int shift = level_of(where) * kDigitBits;
+    const std::uint64_t at = now_ >> shift;
+    return (at + ((where - at) & (kLevelSlots - 1))) << shift;
   }
+
+  // Moves ahead of time, at most `budget` nodes, the buckets that come due
+  // at the end of the current lap of the level below them: the bucket of
+  // level L >= 1 whose bucket time is the next multiple of kSlots^L after
+  // now.  Its nodes are due in [that time, that time + kSlots^L), which is
+  // exactly the next lap of level L - 1, so each goes to its next-lap bucket
+  // there (a node rescheduled later while in the bucket is re-placed).  At
+  // the boundary only what is left is cascaded.  Levels are served lowest
+  // first: theirs is the nearest boundary.  Never needed for correctness;
+  // returns whether such nodes remain.  O(levels + budget).
+  bool precascade(std::size_t budget);
 
   // Calls f(node, list) for every node, where list is the bucket index the
   // node is in or kExpired (a node's own `where` may be stale there): buckets
@@ -271,7 +316,7 @@ class BasicWheel {
   // returns the number of violations.
   int check(std::FILE *out, const char *who) const;
 
-  static int level_of(std::uint32_t where) { return static_cast<int>(where) / kSlots; }
+  static int level_of(std::uint32_t where) { return static_cast<int>(where) / kLevelSlots; }
   static WheelNode *node_of(Link *l) { return reinterpret_cast<WheelNode *>(l); }
   static const WheelNode *node_of(const Link *l) { return reinterpret_cast<const WheelNode *>(l); }
 
@@ -285,6 +330,26 @@ class BasicWheel {
   static std::uint64_t hi(std::uint64_t t, int level) {
     return shift_hi(level) >= 64 ? 0 : t >> shift_hi(level);
   }
+  // The lap of t at `level`: the low bit of the part above digit `level`
+  // (always 0 at the top level, which has one lap).
+  static int lap(std::uint64_t t, int level) { return static_cast<int>(hi(t, level) & 1); }
+  // The bucket of `level` for tick t: digit `level` of t and its lap bit.
+  static std::uint32_t index_at(std::uint64_t t, int level) {
+    return static_cast<std::uint32_t>(level * kLevelSlots +
+                                      ((t >> (level * kDigitBits)) & (kLevelSlots - 1)));
+  }
+  // Index of the first set bit of a lap's kLapWords words, or -1.
+  static int first_bit(const std::uint64_t *words) {
+    for (int w = 0; w < kLapWords; ++w)
+      if (words[w] != 0) return w * 64 + __builtin_ctzll(words[w]);
+    return -1;
+  }
+  void put(WheelNode *n, std::uint32_t where) {
+    append(&buckets_[where], &n->link);
+    n->where = where;
+    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
+    levels_ |= 1u << level_of(where);
+  }
 
   void place(WheelNode *n) {
     if (n->due <= now_) {
@@ -294,12 +359,8 @@ class BasicWheel {
     }
     // due > now, so the XOR is non-zero and clzll is defined.
     const int high_bit = 63 - __builtin_clzll(n->due ^ now_);
-    const int level = high_bit / kDigitBits;
-    const auto where = static_cast<std::uint32_t>(level * kSlots + digit(n->due, level));
-    append(&buckets_[where], &n->link);
-    n->where = where;
-    bitmap_[where / 64] |= std::uint64_t{1} << (where % 64);
-    levels_ |= 1u << level;
+    // due and now agree above this level, so the index is in now's lap.
+    put(n, index_at(n->due, high_bit / kDigitBits));
   }
   void finish_cascade() {
     while (cascading_.next != &cascading_) {
@@ -345,7 +406,7 @@ class BasicWheel {
   std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
-  Link buckets_[kLevels * kSlots];
+  Link buckets_[kLevels * kLevelSlots];
 };
 
 extern template class BasicWheel<6>;
@@ -356,8 +417,8 @@ extern template class BasicWheel<8>;
 // 0 or 1 and cascaded at most once, and a cascade moves the callouts of one
 // 256-tick slice.  With 6-bit digits a level-2 bucket covers 4096 ticks, so
 // one cascade could move most of the pending callouts at once, and the
-// callouts of 64 ms to 4 s were visited twice.  Cost: 32 KiB of bucket
-// heads per CPU instead of 11 KiB.
+// callouts of 64 ms to 4 s were visited twice.  Cost: 64 KiB of bucket
+// heads per CPU (two laps; 32 KiB on 32-bit targets).
 using Wheel = BasicWheel<8>;
 
 }  // namespace libcallout::internal

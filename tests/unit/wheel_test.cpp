@@ -26,6 +26,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -49,8 +50,9 @@ constexpr u64 k2Pow40 = u64{1} << 40;
 using Wheel = BasicWheel<6>;
 using Wheel8 = BasicWheel<8>;
 static_assert(Wheel::kDigitBits == 6 && Wheel::kSlots == 64 && Wheel::kLevels == 11);
-static_assert(Wheel::kExpired == 704 && Wheel::kNowhere == 705);
-static_assert(Wheel8::kSlots == 256 && Wheel8::kLevels == 8 && Wheel8::kExpired == 2048);
+static_assert(Wheel::kLevelSlots == 128 && Wheel::kExpired == 1408 && Wheel::kNowhere == 1409);
+static_assert(Wheel8::kSlots == 256 && Wheel8::kLevelSlots == 512 && Wheel8::kLevels == 8 &&
+              Wheel8::kExpired == 4096);
 
 u64 add_sat(u64 a, u64 b) { return a > kMax - b ? kMax : a + b; }
 u64 sub_sat(u64 a, u64 b) { return a < b ? 0 : a - b; }
@@ -63,17 +65,32 @@ struct Placement {
 };
 
 // Where a node due at `due` goes when the wheel (of `bits`-bit digits) is at
-// `now`: level = index of the highest differing bit / bits, slot = that
-// digit of due, bucket time = due with the digits below the level cleared.
+// `now`: level = index of the highest differing bit / bits; the bucket is
+// that digit of due and, above it, the low bit of due's part above the digit
+// (its lap; each level has two laps of buckets); bucket time = due with the
+// digits below the level cleared.
 Placement expected_placement(u64 due, u64 now, int bits = 6) {
-  const u32 slots = u32{1} << bits;
-  if (due <= now) return {static_cast<u32>((64 + bits - 1) / bits) * slots, 0};  // kExpired
+  const u32 level_slots = u32{2} << bits;
+  if (due <= now) return {static_cast<u32>((64 + bits - 1) / bits) * level_slots, 0};  // kExpired
   const int high_bit = static_cast<int>(std::bit_width(due ^ now)) - 1;
   const int level = high_bit / bits;
   const int low_bits = level * bits;  // at most 60
-  const u64 slot = (due >> low_bits) & (slots - 1);
+  const u64 slot = (due >> low_bits) & (level_slots - 1);
   const u64 time = due & ~((u64{1} << low_bits) - 1);
-  return {static_cast<u32>(level * slots + slot), time};
+  return {static_cast<u32>(level * level_slots + slot), time};
+}
+
+// The time of bucket `where` at `now`, by search: the first multiple u of
+// the level's unit, from now rounded down to one on, whose bucket at that
+// level is `where` (digit and lap bit); for a bucket in use that is now's
+// lap when the lap bits agree, else the next lap.
+u64 model_bucket_time(u32 where, u64 now, int bits = 6) {
+  const u32 level_slots = u32{2} << bits;
+  const u32 level = where / level_slots;
+  const u32 shift = level * static_cast<u32>(bits);
+  const u64 unit = u64{1} << shift;
+  for (u64 u = now - now % unit;; u += unit)
+    if (((u >> shift) & (level_slots - 1)) == where % level_slots) return u;
 }
 
 // The ticks at which a node due at `due`, inserted at `from`, is cascaded when
@@ -173,7 +190,7 @@ class LockstepT {
     // A spliced node's stale level-0 index names a bucket whose time, read
     // against the current now, is now's revolution with that slot.
     const bool lazy = (s.state == State::kPending && s.time <= due) ||
-                      (s.state == State::kSpliced && (((now_ >> kBits) << kBits) | s.where) <= due);
+                      (s.state == State::kSpliced && model_bucket_time(s.where, now_, kBits) <= due);
     s.due = due;
     if (lazy) {
       EXPECT_EQ(nodes_[id].where, before) << "lazy reschedule moved the node";
@@ -190,7 +207,7 @@ class LockstepT {
     now_ = t;
     for (Shadow &s : shadow_)
       if (s.state == State::kPending && s.time <= t) {
-        if (s.where < static_cast<u32>(W::kSlots))
+        if (s.where < static_cast<u32>(W::kLevelSlots))
           s.state = State::kSpliced;  // the whole bucket onto the expired list
         else
           place(s);
@@ -331,8 +348,8 @@ TEST(WheelTopLevel, BucketTimeAndFiring) {
   WheelNode a, b;
   w.insert(&a, u64{1} << 60);  // level 10, slot 1
   w.insert(&b, kMax);          // level 10, slot 15
-  EXPECT_EQ(a.where, 10u * 64 + 1);
-  EXPECT_EQ(b.where, 10u * 64 + 15);
+  EXPECT_EQ(a.where, 10u * 128 + 1);
+  EXPECT_EQ(b.where, 10u * 128 + 15);
   EXPECT_EQ(w.bucket_time(a.where), u64{1} << 60);
   EXPECT_EQ(w.bucket_time(b.where), u64{15} << 60);
   EXPECT_EQ(w.next_due(), u64{1} << 60);
@@ -343,7 +360,7 @@ TEST(WheelTopLevel, BucketTimeAndFiring) {
   EXPECT_EQ(w.pop_expired(), &a);
   EXPECT_EQ(w.bucket_time(b.where), u64{15} << 60);
   w.reschedule(&b, kMax - 1);  // lazy: still >= the bucket time
-  EXPECT_EQ(b.where, 10u * 64 + 15);
+  EXPECT_EQ(b.where, 10u * 128 + 15);
   w.advance(kMax - 1);
   EXPECT_EQ(w.pop_expired(), &b);
   EXPECT_EQ(w.check(stderr, "test"), 0);
@@ -619,7 +636,7 @@ TEST(WheelCost, NodeAtTopOfRangeTakesElevenSteps) {
   Wheel w;
   WheelNode n;
   w.insert(&n, kMax);
-  EXPECT_EQ(n.where, 10u * 64 + 15);
+  EXPECT_EQ(n.where, 10u * 128 + 15);
   int steps = 0;
   while (!w.has_expired() && steps < 100) {
     w.advance(w.next_due());
@@ -728,13 +745,13 @@ TEST(WheelNextDue, HigherLevelReportsBucketTimeNeverLater) {
   EXPECT_EQ(w.next_due(), 192u);
   w.advance(192);
   EXPECT_FALSE(w.has_expired());
-  EXPECT_EQ(mid.where, 8u);  // re-placed on level 0, slot 8
+  EXPECT_EQ(mid.where, 200u % 128);  // re-placed on level 0: digit 8, lap 1
   EXPECT_EQ(w.next_due(), 200u);
   w.advance(200);
   EXPECT_EQ(w.pop_expired(), &mid);
   EXPECT_EQ(w.next_due(), 4096u);
   w.advance(4096);
-  EXPECT_EQ(far.where, 64u + 14);  // 5000 = 4096 + 14*64 + 8
+  EXPECT_EQ(far.where, 128u + 64 + 14);  // 5000 = 4096 + 14*64 + 8: level 1, lap 1, digit 14
   EXPECT_EQ(w.next_due(), 4096u + 14 * 64);
   w.advance(w.next_due());
   EXPECT_EQ(far.where, 8u);
@@ -752,10 +769,10 @@ TEST(WheelLazy, LaterKeepsBucketAndNeverFiresEarly) {
   Wheel w;
   w.advance(100);
   WheelNode n;
-  w.insert(&n, 110);  // level 0, slot 46
-  ASSERT_EQ(n.where, 46u);
+  w.insert(&n, 110);  // level 0, lap 1, digit 46
+  ASSERT_EQ(n.where, 110u);
   w.reschedule(&n, 100000);
-  EXPECT_EQ(n.where, 46u) << "the lazy path must not move the node";
+  EXPECT_EQ(n.where, 110u) << "the lazy path must not move the node";
   EXPECT_EQ(n.due, 100000u);
   EXPECT_EQ(w.size(), 1u);
   EXPECT_EQ(w.next_due(), 110u) << "the stale bucket still reports (early, never late)";
@@ -787,22 +804,22 @@ TEST(WheelSplice, SplicedNodesPopWhenDueAndNotBefore) {
   Wheel w;
   w.advance(1000);
   WheelNode a, b, c, d;
-  w.insert(&a, 1010);  // level 0, slot 1010 % 64 = 50
+  w.insert(&a, 1010);  // level 0, bucket 1010 % 128 = 114 (lap 1, digit 50)
   w.insert(&b, 1010);
   w.insert(&c, 1010);
   w.insert(&d, 1011);
-  ASSERT_EQ(a.where, 50u);
+  ASSERT_EQ(a.where, 114u);
   w.advance(1010);
   EXPECT_TRUE(w.has_expired());
-  EXPECT_EQ(a.where, 50u) << "spliced, not visited";
+  EXPECT_EQ(a.where, 114u) << "spliced, not visited";
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.reschedule(&b, 1020);  // lazy: the stale bucket's time (1010) <= 1020
-  EXPECT_EQ(b.where, 50u);
-  w.remove(&c);  // off the expired list; bucket 50 is empty, its bit stays clear
+  EXPECT_EQ(b.where, 114u);
+  w.remove(&c);  // off the expired list; bucket 114 is empty, its bit stays clear
   EXPECT_EQ(w.check(stderr, "test"), 0);
   EXPECT_EQ(w.pop_expired(), &a);
   EXPECT_EQ(w.pop_expired(), nullptr) << "b is due at 1020: re-placed, not popped";
-  EXPECT_EQ(b.where, 1020u % 64);
+  EXPECT_EQ(b.where, 1020u % 128);
   EXPECT_EQ(w.size(), 2u);
   EXPECT_EQ(w.next_due(), 1011u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
@@ -818,15 +835,15 @@ TEST(WheelSplice, SplicedNodesPopWhenDueAndNotBefore) {
 TEST(WheelLazy, EarlierButNotBeforeBucketTimeStaysToo) {
   Wheel w;
   WheelNode n;
-  w.insert(&n, 200);  // level 1, slot 3, bucket time 192
-  ASSERT_EQ(n.where, 64u + 3);
+  w.insert(&n, 200);  // level 1, lap 0, digit 3, bucket time 192
+  ASSERT_EQ(n.where, 128u + 3);
   w.reschedule(&n, 195);  // earlier, but still >= 192: lazy
-  EXPECT_EQ(n.where, 64u + 3);
+  EXPECT_EQ(n.where, 128u + 3);
   EXPECT_EQ(n.due, 195u);
   w.reschedule(&n, 192);  // == bucket time: still lazy
-  EXPECT_EQ(n.where, 64u + 3);
+  EXPECT_EQ(n.where, 128u + 3);
   w.reschedule(&n, 191);  // before the bucket time: re-placed
-  EXPECT_EQ(n.where, 64u + 2);
+  EXPECT_EQ(n.where, 128u + 2);
   EXPECT_EQ(w.next_due(), 128u);
   w.reschedule(&n, 5);  // level 0
   EXPECT_EQ(n.where, 5u);
@@ -849,7 +866,7 @@ TEST(WheelLazy, ToNowOrPastExpiresAndExpiredNodeGoesBack) {
   EXPECT_EQ(w.next_due(), 1000u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.reschedule(&n, 1001);  // from the expired list back into a bucket
-  EXPECT_EQ(n.where, 1001u % 64);
+  EXPECT_EQ(n.where, 1001u % 128);
   EXPECT_FALSE(w.has_expired());
   EXPECT_EQ(w.next_due(), 1001u);
   EXPECT_EQ(w.size(), 1u);
@@ -868,20 +885,21 @@ TEST(WheelEdges, DigitBoundaryPlacementFromZero) {
     u32 where;
     u64 bucket_time;
   };
+  // From now 0 every lap bit is 0: bucket = level * 128 + digit.
   const Case cases[] = {
       {1, 1, 1},
       {63, 63, 63},
-      {64, 64 + 1, 64},
-      {65, 64 + 1, 64},
-      {4095, 64 + 63, 4032},
-      {4096, 128 + 1, 4096},
-      {262144, 192 + 1, 262144},            // 64^3
-      {kIntMax, 5 * 64 + 1, u64{1} << 30},  // bit 30 is the top of digit 5
-      {k2Pow31, 5 * 64 + 2, k2Pow31},
-      {k2Pow32 - 1, 5 * 64 + 3, 3 * (u64{1} << 30)},
-      {k2Pow40, 6 * 64 + 16, k2Pow40},
-      {u64{1} << 60, 10 * 64 + 1, u64{1} << 60},  // top level
-      {kMax, 10 * 64 + 15, u64{15} << 60},
+      {64, 128 + 1, 64},
+      {65, 128 + 1, 64},
+      {4095, 128 + 63, 4032},
+      {4096, 256 + 1, 4096},
+      {262144, 384 + 1, 262144},             // 64^3
+      {kIntMax, 5 * 128 + 1, u64{1} << 30},  // bit 30 is the top of digit 5
+      {k2Pow31, 5 * 128 + 2, k2Pow31},
+      {k2Pow32 - 1, 5 * 128 + 3, 3 * (u64{1} << 30)},
+      {k2Pow40, 6 * 128 + 16, k2Pow40},
+      {u64{1} << 60, 10 * 128 + 1, u64{1} << 60},  // top level
+      {kMax, 10 * 128 + 15, u64{15} << 60},
   };
   Wheel w;
   std::vector<WheelNode> n(std::size(cases));
@@ -912,7 +930,7 @@ TEST(WheelEdges, BoundariesRelativeToLargeNow) {
       EXPECT_LE(p.time, due);
       EXPECT_GT(p.time, start);
     }
-    EXPECT_EQ(n[0].where, (start + 1) % 64);  // now+1 is always level 0
+    EXPECT_EQ(n[0].where, (start + 1) % 128);  // now+1 is always level 0
     EXPECT_EQ(w.next_due(), start + 1);
     EXPECT_EQ(w.check(stderr, "test"), 0);
     // Step through: each node fires at exactly its due tick.
@@ -945,7 +963,7 @@ TEST(WheelEdges, AdvanceToJustBeforeAndExactlyDue) {
   EXPECT_EQ(w.pop_expired(), nullptr);
   w.advance(4095);
   EXPECT_FALSE(w.has_expired());
-  EXPECT_EQ(b.where, 128u + 1);  // still level 2 slot 1: its bucket time is 4096
+  EXPECT_EQ(b.where, 256u + 1);  // still level 2, digit 1: its bucket time is 4096
   EXPECT_EQ(w.next_due(), 4096u);
   EXPECT_EQ(w.check(stderr, "test"), 0);
   w.advance(4096);
@@ -962,7 +980,7 @@ TEST(WheelEdges, AdvanceBackwardsOrToNowIsANoOp) {
   w.advance(499);
   w.advance(0);
   EXPECT_EQ(w.now(), 500u);
-  EXPECT_EQ(n.where, 510u % 64);
+  EXPECT_EQ(n.where, 510u % 128);
   EXPECT_FALSE(w.has_expired());
   EXPECT_EQ(w.check(stderr, "test"), 0);
 }
@@ -1020,7 +1038,7 @@ TEST(WheelEdges, ExpiredNodesPopOnceAndPopClearsWhere) {
   }
   EXPECT_EQ(popped, (std::set<const WheelNode *>{&n[0], &n[1], &n[2]}));
   EXPECT_EQ(w.size(), 1u);
-  EXPECT_EQ(n[3].where, 64u + 1);
+  EXPECT_EQ(n[3].where, 128u + 1);
   EXPECT_EQ(w.check(stderr, "test"), 0);
 }
 
@@ -1238,11 +1256,11 @@ void run_bounded_cascade() {
         w.remove(&nodes[id]);
         m[id] = Model{};
       } else if (r < 40) {
-        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kSlots) &&
+        const bool on_cascade_list = w.cascading() && nodes[id].where >= static_cast<u32>(W::kLevelSlots) &&
                                      nodes[id].where < W::kExpired && w.bucket_time(nodes[id].where) <= now;
         const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, 300)) : due();
         w.reschedule(&nodes[id], d);
-        if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kSlots)) ++lazy_on_cascade_list;
+        if (on_cascade_list && nodes[id].where >= static_cast<u32>(W::kLevelSlots)) ++lazy_on_cascade_list;
         m[id].due = d;
         m[id].late = m[id].late || d <= now;
       }
@@ -1317,6 +1335,216 @@ TEST(WheelCheck, DetectsBadIndexOnTheCascadeList) {
   EXPECT_GT(w.check(nullptr, "test"), 0);
   a.where = where;
   EXPECT_EQ(w.check(nullptr, "test"), 0);
+}
+
+// ---- pre-cascading ---------------------------------------------------------
+
+// From now 0 the level-1 bucket that comes due at level 0's next boundary
+// (tick 64) holds the nodes due in [64, 128): precascade() moves them, in
+// list order and at most `budget` a call, into level 0's second lap, each to
+// the bucket of its own due tick, and the boundary has nothing left to
+// cascade.
+TEST(WheelPrecascade, MovesTheNextBoundaryBucketIntoTheNextLapBelow) {
+  Wheel w;
+  WheelNode a, b, c, far;
+  w.insert(&a, 64);     // level 1, digit 1: bucket time 64
+  w.insert(&b, 100);    // the same bucket
+  w.insert(&c, 127);    // the same bucket
+  w.insert(&far, 130);  // level 1, digit 2: the boundary after
+  ASSERT_EQ(a.where, 128u + 1);
+  ASSERT_EQ(c.where, 128u + 1);
+  ASSERT_EQ(far.where, 128u + 2);
+  ASSERT_EQ(w.next_due(), 64u);
+  EXPECT_TRUE(w.precascade(2)) << "c is left";
+  EXPECT_EQ(a.where, 64u);  // level 0, lap 1, digit 0
+  EXPECT_EQ(b.where, 100u);
+  EXPECT_EQ(c.where, 128u + 1);
+  EXPECT_EQ(w.bucket_time(b.where), 100u);
+  EXPECT_EQ(w.next_due(), 64u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_FALSE(w.precascade(10));
+  EXPECT_EQ(c.where, 127u);
+  EXPECT_EQ(far.where, 128u + 2) << "not the next boundary's bucket";
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  EXPECT_FALSE(w.precascade(10)) << "nothing left to move";
+  w.begin_advance(64);
+  EXPECT_FALSE(w.cascading()) << "the boundary's bucket was empty";
+  EXPECT_EQ(w.pop_expired(), &a);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_EQ(w.next_due(), 100u);
+  // At 64 the next boundary is 128: far (130) moves to level 0, lap 0.
+  EXPECT_FALSE(w.precascade(10));
+  EXPECT_EQ(far.where, 130u % 128);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  for (WheelNode *n : {&b, &c, &far}) {
+    w.advance(w.next_due());
+    EXPECT_EQ(w.pop_expired(), n);
+    EXPECT_EQ(w.now(), n->due);
+  }
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// A level-2 bucket moves into level 1's second lap (its nodes are due past
+// the end of level 1's current lap), from where the usual cascade takes them
+// to level 0.  A node rescheduled later while in a moved bucket is placed
+// by its new due tick instead.
+TEST(WheelPrecascade, HigherLevelsAndLazilyRescheduledNodes) {
+  Wheel w;
+  w.advance(100);
+  WheelNode x, y;
+  w.insert(&x, 4166);  // level 2, digit 1: bucket time 4096
+  w.insert(&y, 4100);  // the same bucket
+  ASSERT_EQ(x.where, 256u + 1);
+  w.reschedule(&y, 70000);  // lazy: 4096 <= 70000
+  ASSERT_EQ(y.where, 256u + 1);
+  EXPECT_FALSE(w.precascade(8));
+  EXPECT_EQ(x.where, 128u + 65);  // level 1, lap 1, digit 1
+  EXPECT_EQ(w.bucket_time(x.where), 4160u);
+  EXPECT_EQ(y.where, 256u + 17) << "placed by its due tick 70000 = 17 * 4096 + 368";
+  EXPECT_EQ(w.next_due(), 4160u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  for (WheelNode *n : {&x, &y}) {
+    WheelNode *got = nullptr;
+    for (int steps = 0; got == nullptr && steps < 20; ++steps) {
+      w.advance(w.next_due());
+      ASSERT_EQ(w.check(stderr, "test"), 0);
+      got = w.pop_expired();
+    }
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(w.now(), n->due);
+  }
+}
+
+// Randomised, against a brute-force model (each node's due tick and whether
+// it was put on the wheel late), over many boundaries of levels 1 and 2:
+// between random inserts, removes and reschedules (lazy ones too) the owner
+// pre-cascades in random budgets, and steps to next_due() with advance() or
+// begin_advance() and a bounded cascade.  Every node not put on late pops
+// at exactly its due tick, none early, none held back, check() holds after
+// every call, and pre-cascading must actually have emptied boundaries.
+template <class W>
+void run_precascade(u64 start, u64 seed) {
+  constexpr int kBits = W::kDigitBits;
+  constexpr u64 kLap0 = u64{1} << kBits;        // a lap of level 0
+  constexpr u64 kLap1 = u64{1} << (2 * kBits);  // a lap of level 1
+  constexpr u64 kLap2 = u64{1} << (3 * kBits);  // a lap of level 2
+  constexpr std::size_t kN = 400;
+  struct Model {
+    bool in = false;
+    u64 due = 0;
+    bool late = false;
+  };
+  Rng rng(seed);
+  auto w = std::make_unique<W>();
+  w->advance(start);
+  std::vector<WheelNode> nodes(kN);
+  std::vector<Model> m(kN);
+  for (WheelNode &n : nodes) n.where = W::kNowhere;
+  std::size_t exact = 0, moved = 0, clean_boundaries = 0, boundaries1 = 0, boundaries2 = 0;
+  // Every other 500 steps no node is due within two laps of level 0, so that
+  // the clock runs across many boundaries of level 2 as well.
+  bool sparse = false;
+  auto due = [&] {
+    const int r = sparse ? 45 + percent(rng) * 55 / 100 : percent(rng);
+    const u64 now = w->now();
+    if (r < 5) return sub_sat(now, below_eq(rng, 3));  // late
+    if (r < 45) return now + 1 + below_eq(rng, 2 * kLap0);
+    if (r < 75) return now + 1 + below_eq(rng, 2 * kLap1);
+    return now + 1 + below_eq(rng, 2 * kLap2);
+  };
+  auto random_op = [&] {
+    const auto id = static_cast<std::size_t>(below_eq(rng, kN - 1));
+    const int r = percent(rng);
+    const u64 now = w->now();
+    if (!m[id].in) {
+      if (r < 80) {
+        const u64 d = due();
+        w->insert(&nodes[id], d);
+        m[id] = {true, d, d <= now};
+      }
+    } else if (r < 10) {
+      w->remove(&nodes[id]);
+      m[id] = Model{};
+    } else if (r < 40) {
+      // Later by a little (often lazy) or anywhere.
+      const u64 d = percent(rng) < 50 ? add_sat(m[id].due, 1 + below_eq(rng, kLap0)) : due();
+      w->reschedule(&nodes[id], d);
+      m[id].due = d;
+      m[id].late = m[id].late || d <= now;
+    }
+  };
+  // Pre-cascades in a random budget; counts the nodes that went down a level.
+  auto precascade = [&] {
+    std::vector<int> before(kN, -1);
+    for (std::size_t id = 0; id < kN; ++id)
+      if (nodes[id].where < W::kExpired) before[id] = W::level_of(nodes[id].where);
+    w->precascade(below_eq(rng, 40));
+    for (std::size_t id = 0; id < kN; ++id)
+      if (before[id] >= 0 && nodes[id].where < W::kExpired && W::level_of(nodes[id].where) < before[id])
+        ++moved;
+  };
+  for (int step = 0; step < 5000; ++step) {
+    sparse = (step / 500) % 2 == 1;
+    for (int k = 0; k < 4; ++k) {
+      random_op();
+      if (percent(rng) < 50) precascade();
+      ASSERT_EQ(w->check(stderr, "test"), 0) << "step " << step;
+    }
+    const u64 nd = w->next_due();
+    if (nd == kNever) continue;
+    ASSERT_GE(nd, w->now());
+    const u64 before = w->now();
+    // Sometimes only part of the way: the wheel then has nothing due.
+    const u64 t = percent(rng) < 20 ? before + below_eq(rng, nd - before) : nd;
+    if (percent(rng) < 30) {
+      w->advance(t);
+    } else {
+      w->begin_advance(t);
+      if (t / kLap0 != before / kLap0) {
+        ++boundaries1;
+        if (!w->cascading()) ++clean_boundaries;
+      }
+      if (t / kLap1 != before / kLap1) ++boundaries2;
+      while (w->cascade(1 + below_eq(rng, 8))) ASSERT_EQ(w->check(stderr, "test"), 0);
+    }
+    ASSERT_EQ(w->check(stderr, "test"), 0);
+    std::size_t popped = 0;
+    while (WheelNode *n = w->pop_expired()) {
+      const auto id = static_cast<std::size_t>(n - nodes.data());
+      ASSERT_LT(id, kN);
+      ASSERT_TRUE(m[id].in);
+      ASSERT_LE(n->due, w->now()) << "node " << id << " came out early";
+      if (!m[id].late) {
+        ASSERT_EQ(n->due, w->now()) << "node " << id << " fired at the wrong tick";
+        ++exact;
+      }
+      m[id] = Model{};
+      ASSERT_LE(++popped, kN);
+    }
+    std::size_t live = 0;
+    for (std::size_t id = 0; id < kN; ++id)
+      if (m[id].in) {
+        ++live;
+        ASSERT_GT(m[id].due, w->now()) << "node " << id << " held back";
+        ASSERT_GE(m[id].due, w->next_due()) << "next_due() later than node " << id;
+      }
+    ASSERT_EQ(w->size(), live);
+    ASSERT_EQ(w->check(stderr, "test"), 0);
+  }
+  EXPECT_GT(exact, 2000u) << "start " << start;
+  EXPECT_GT(moved, 2000u) << "start " << start;
+  EXPECT_GT(boundaries1, 500u) << "start " << start;
+  EXPECT_GT(clean_boundaries, 200u) << "start " << start;
+  EXPECT_GT(boundaries2, 5u) << "start " << start;
+}
+
+TEST(WheelPrecascade, RandomAgainstModelOverManyBoundaries) {
+  u64 seed = 900;
+  for (const u64 start : {u64{0}, u64{4095 - 50}, u64{65535 - 50}, k2Pow31 - 100, k2Pow40 - 7}) {
+    run_precascade<Wheel>(start, ++seed);
+    run_precascade<Wheel8>(start, ++seed);
+  }
 }
 
 }  // namespace
