@@ -416,12 +416,17 @@ void *softclock_main(void *arg) {
       // order within a tick must not depend on timing, never pre-cascade.
       // Stop as soon as a tick comes due (it runs first), or someone waits
       // for this CPU to be idle or to stop.
+      // Each chunk is timed as a cascade hold.
+      std::uint64_t held = hold_clock();
       bool more = cpu->holds == 0 && cpu->wheel.precascade(kCascadeBudget);
+      hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
       while (more && cpu->nidle == 0 && !cpu->stopping) {
         cpu->lock.unlock();
         cpu->lock.lock();
         if (clock.ticks() >= cpu->wheel.next_due()) break;
+        held = hold_clock();
         more = cpu->wheel.precascade(kCascadeBudget);
+        hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
       }
       // Moving nodes ahead only makes next_due() later (or it is an insert).
       const std::uint64_t due = cpu->wheel.next_due();
