@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -100,11 +101,22 @@ callout_domain_config manual_config(unsigned ncpu) {
   return cfg;
 }
 
+// The process's softclock threads: those named "callout/N" (softclock_main
+// names itself first).  Only ours: a sanitizer runtime may start threads of
+// its own at any time (TSan's background thread does, in a forked child).
 unsigned thread_count() {
   unsigned n = 0;
   if (DIR *dir = opendir("/proc/self/task"); dir != nullptr) {
-    while (const dirent *e = readdir(dir))
-      if (e->d_name[0] != '.') ++n;
+    while (const dirent *e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      char path[300];
+      std::snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+      if (FILE *f = std::fopen(path, "r"); f != nullptr) {
+        char comm[32] = {};
+        if (std::fgets(comm, sizeof comm, f) != nullptr && std::strncmp(comm, "callout/", 8) == 0) ++n;
+        std::fclose(f);
+      }
+    }
     closedir(dir);
   }
   return n;
