@@ -399,10 +399,26 @@ bool busy(callout_domain *d);
  * everything linked since gets the default, @@CALLOUT_1.1.  A static link
  * resolves the plain name to the default.
  */
+// GCC's symver attribute where it has one: with -flto a top-level .symver
+// reaches the assembler in a partition that does not define the symbol, and
+// "@@" is then rejected (a default version of an undefined symbol).  Clang
+// has no such attribute and keeps top-level asm with its function.
+#if defined(__has_attribute) && !defined(__clang__)
+#if __has_attribute(symver)
+#define CALLOUT_SYMVER_ATTRIBUTE 1
+#endif
+#endif
+#ifdef CALLOUT_SYMVER_ATTRIBUTE
+extern "C" CALLOUT_API __attribute__((symver("callout_domain_config_init@@CALLOUT_1.1"))) void
+libcallout_config_init_v1_1(struct callout_domain_config *cfg);
+extern "C" CALLOUT_API __attribute__((symver("callout_domain_config_init@CALLOUT_1.0"))) void
+libcallout_config_init_v1_0(void *cfg);
+#else
 extern "C" CALLOUT_API void libcallout_config_init_v1_1(struct callout_domain_config *cfg);
 extern "C" CALLOUT_API void libcallout_config_init_v1_0(void *cfg);
 __asm__(".symver libcallout_config_init_v1_1, callout_domain_config_init@@CALLOUT_1.1");
 __asm__(".symver libcallout_config_init_v1_0, callout_domain_config_init@CALLOUT_1.0");
+#endif
 
 extern "C" void libcallout_config_init_v1_1(struct callout_domain_config *cfg) { init_config(cfg); }
 

@@ -100,6 +100,15 @@ bool BasicWheel<DigitBits>::precascade(std::size_t budget) {
     }
     clear_bit(where);
   }
+  // A level's nodes due in the first bucket of the next lap below land in
+  // that level's source bucket when now's digit there is the last one, and
+  // that level was served earlier in this call: say so, or the owner stops
+  // calling and they wait for the boundary's cascade.  O(levels).
+  for (std::uint32_t pending = levels_ & ~1u; pending != 0; pending &= pending - 1) {
+    const int level = __builtin_ctz(pending);
+    const std::uint64_t next = hi(now_, level - 1) + 1;
+    if (bit(static_cast<std::uint32_t>(level * kLevelSlots + (next & (kLevelSlots - 1))))) return true;
+  }
   return false;
 }
 

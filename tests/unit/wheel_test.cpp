@@ -1416,6 +1416,28 @@ TEST(WheelPrecascade, HigherLevelsAndLazilyRescheduledNodes) {
   }
 }
 
+// A level's move can refill the bucket that a lower level, served earlier in
+// the same call, moves from: at now 4056 (level 1's digit is 63) level 1
+// moves from the first bucket of its second lap (time 4096), which is where
+// level 2's bucket (time 4096) sends a node due at 4100.  precascade() must
+// not say that nothing is left then: the owner stops calling it, and the
+// node waits for the boundary's cascade.
+TEST(WheelPrecascade, ReturnsFalseOnlyWhenNothingIsLeftToMove) {
+  Wheel w;
+  w.advance(4056);
+  WheelNode n;
+  w.insert(&n, 4100);
+  ASSERT_EQ(n.where, 256u + 1);  // level 2, digit 1: bucket time 4096
+  for (int calls = 0; calls < 10 && w.precascade(10); ++calls) {
+  }
+  const u32 after = n.where;
+  EXPECT_FALSE(w.precascade(10));
+  EXPECT_EQ(n.where, after) << "precascade() said nothing was left, then moved the node";
+  EXPECT_EQ(n.where, 4100u % 128) << "level 0, second lap";
+  EXPECT_EQ(w.next_due(), 4100u);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
 // Randomised, against a brute-force model (each node's due tick and whether
 // it was put on the wheel late), over many boundaries of levels 1 and 2:
 // between random inserts, removes and reschedules (lazy ones too) the owner
