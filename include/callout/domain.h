@@ -212,9 +212,12 @@ struct callout_stats {
    * reset or stop waits for the lock at most this long (plus the holds of
    * other resets and stops).  The O(1) holds are timed on a sample, one hold
    * in 4096 per CPU; each timed hold includes one clock read (tens of ns). */
-  uint64_t lock_hold_ns_max_cascade; /* a softclock re-placing the callouts of
-                                        a passed wheel bucket (one cascade
-                                        chunk); every one timed */
+  uint64_t lock_hold_ns_max_cascade; /* re-placing the callouts of a wheel
+                                        bucket: one cascade chunk at a
+                                        boundary or one pre-cascade chunk
+                                        before it (softclock threads), or a
+                                        step of callout_domain_advance that
+                                        cascades; every one timed */
   uint64_t lock_hold_ns_max_batch;   /* a softclock's bookkeeping between
                                         handlers: taking the next callout off
                                         the expired list, the dispatch
