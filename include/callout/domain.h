@@ -86,9 +86,10 @@ CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, c
  * or ENOMEM: no thread or memory.  On error *dp is untouched and nothing
  * leaks.  With CALLOUT_DOMAIN_PIN, thread i runs only on the
  * (i mod count)-th CPU of the creating thread's affinity mask (more CPUs
- * than the mask has wrap around), and a callout initialised outside a
- * handler is homed on the CPU pinned to the processor the caller runs on
- * (the lowest such index), else on sched_getcpu() mod ncpu.  The threads
+ * than the mask has wrap around), and an MPSAFE or mutex callout
+ * initialised outside a handler is homed on the CPU pinned to the processor
+ * the caller runs on (the lowest such index), else on sched_getcpu() mod
+ * ncpu (giant-locked callouts stay on CPU 0).  The threads
  * get their CPU and policy when they are created, before they run.  May
  * block briefly. */
 
