@@ -13,8 +13,10 @@
 //       N callouts spread over S seconds at hz 1000; lateness of each
 //       handler's start past the start of its due tick: p50/p99/p99.9/max.
 //       --nice N / --fifo P: renice the softclock threads first, or make
-//       them SCHED_FIFO at priority P (from outside: the library has no such
-//       option; this shows what one would buy on a busy machine).
+//       them SCHED_FIFO at priority P from outside, after the domain is
+//       created (the load mode's --policy uses the domain's own option,
+//       sched_policy, instead); this shows what either buys on a busy
+//       machine.
 //   callout-mono-bench load     [--connections N] [--seconds S] [--rate R]
 //                               [--warmup W] [--cpus C] [--keep-ms K]
 //       the demo's traffic (retransmit, delayed-ACK and keepalive callouts

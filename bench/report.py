@@ -719,7 +719,7 @@ def main():
         w("")
     placement = placement_table(os.path.join(res, "mono_placement.jsonl"))
     if placement:
-        w("### Placement and policy of the softclock threads under a background load (issue 13)")
+        w("### Placement and policy of the softclock threads under a background load")
         w("")
         w("`bench/placement.sh`: the load above at 10^5 connections, with and without one nice-0 spinning process"
           " per processor, softclock threads pinned or floating, inherited policy or SCHED_FIFO; the combinations"

@@ -62,7 +62,8 @@ bool acquire_association(Cpu *cpu, std::uint32_t flags, pthread_mutex_t *mtx) RE
   cpu->cancelled = false;
   cpu->lock.unlock();
   // The wait is timed only when there is one: an uncontended mutex costs no
-  // clock read (EBUSY is the one answer of trylock that leaves it untaken).
+  // clock read (EBUSY: another thread holds it; any other answer is what
+  // pthread_mutex_lock would have given).
   // Giant has no trylock; its dispatches are always timed.
   std::uint64_t waited = 0;
   if (flags & kGiant) {

@@ -146,8 +146,9 @@ Cpu *current_cpu();
 
 // Lock-hold timing.  hold_begin(), right after the lock is taken: the
 // clock now for one call in kHoldSample, else 0 (not timed); hold_clock():
-// the clock now, always (the holds whose length depends on the load: a
-// cascade chunk).  hold_end(), right before the lock is released: records
+// the clock now, always (the holds whose length depends on the load, cascade
+// and pre-cascade chunks; also the contended associated-lock waits, which
+// are not CPU-lock holds).  hold_end(), right before the lock is released: records
 // the hold in `field` (a maximum) if it was timed.  Compiled out with the
 // other counters.
 inline std::uint64_t hold_begin(Cpu *cpu) REQUIRES(cpu->lock) {

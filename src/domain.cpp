@@ -104,8 +104,8 @@ void teardown(callout_domain *d) {
   free_domain(d);
 }
 
-// The 1.0 config, which a program built against the 1.0 or 1.1 header
-// passes (its size says so); the 1.1 fields start right after it.
+// The 1.0 config, which a program built against the 1.0 header passes (its
+// size says so); the 1.1 fields start right after it.
 struct ConfigV1 {
   size_t size;
   unsigned ncpu;
@@ -393,8 +393,8 @@ bool busy(callout_domain *d);
  * online processor, 1000 Hz, monotonic clock, threads floating under the
  * inherited policy) and its size.  Any thread, any time; never blocks.
  *
- * Two versions of the symbol: a program linked against 1.0 or 1.1 passes
- * the 1.0 struct and gets callout_domain_config_init@CALLOUT_1.0, which
+ * Two versions of the symbol: a program linked against 1.0 passes the 1.0
+ * struct and gets callout_domain_config_init@CALLOUT_1.0, which
  * writes only that much (writing the 1.1 struct would overrun its storage);
  * everything linked since gets the default, @@CALLOUT_1.1.  A static link
  * resolves the plain name to the default.

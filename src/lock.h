@@ -3,8 +3,10 @@
 // SpinLock: a CPU's lock (NetBSD's cc_lock).  Held only for a few hundred
 // instructions (never across a handler, never while sleeping), so spinning
 // beats a futex mutex: an uncontended lock is one atomic exchange and the
-// unlock a plain release store.  After a short spin it yields the processor,
-// so a preempted holder on an oversubscribed machine still makes progress.
+// unlock a plain release store.  After a short spin it yields the processor
+// (a caller under a real-time policy sleeps 50 us instead: lock.cpp says
+// why), so a preempted holder on an oversubscribed machine still makes
+// progress.
 //
 // Event: a futex word that sleepers wait on and wakers bump (a generation
 // counter).  A sleeper reads the generation while holding the lock that

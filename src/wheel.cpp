@@ -1,4 +1,5 @@
-// wheel.cpp -- begin_advance() and the invariant checker of the timing wheel.
+// wheel.cpp -- begin_advance(), precascade() and the invariant checker of the
+// timing wheel.
 #include "wheel.h"
 
 #include <cinttypes>

@@ -24,12 +24,14 @@
 // nodes with due <= now) and never late by design.
 //
 // Invariant W1 (what makes next_due() O(levels) and advance() correct):
-// every node in a bucket of now's lap of level L agrees with now above digit
-// L and its digit is greater than digit_L(now); every node in a bucket of
-// the other lap is due in the next lap of level L (its part above digit L is
-// now's plus one; the top level, with nothing above it, has no next lap).
-// The time of a bucket is now's part above L (plus one for the next lap),
-// its digit, then zeros, and is <= the due tick of each of its nodes.
+// every node in a bucket of now's lap of level L was placed agreeing with
+// now above digit L, and the bucket's digit is greater than digit_L(now);
+// every node in a bucket of the other lap was placed due in the next lap of
+// level L (its part above digit L now's plus one; the top level, with
+// nothing above it, has no next lap).  The time of a bucket is now's part
+// above L (plus one for the next lap), its digit, then zeros, and is <= the
+// due tick of each of its nodes (a lazy reschedule, below, only moves a
+// node's due tick later).
 // advance() keeps W1 by cascading every bucket whose bucket time it passes;
 // when now enters the next lap, that lap's buckets become now's lap's with
 // no work.  W1 means the occupied buckets of a lap never wrap around now, so
@@ -120,8 +122,8 @@ struct WheelNode {
 static_assert(alignof(WheelNode) == alignof(void *), "a WheelNode needs only pointer alignment");
 static_assert(sizeof(WheelNode) == (sizeof(void *) == 8 ? 32 : 20));
 
-// The wheel for digits of DigitBits bits (6: 11 levels of 64 buckets; 8: 8
-// levels of 256).  The engine uses one geometry, `Wheel` below; the tests
+// The wheel for digits of DigitBits bits (6: 11 levels of 2 x 64 buckets;
+// 8: 8 levels of 2 x 256).  The engine uses one geometry, `Wheel` below; the tests
 // run the brute-force model on both.
 template <int DigitBits>
 class BasicWheel {
@@ -294,8 +296,11 @@ class BasicWheel {
   // exactly the next lap of level L - 1, so each goes to its next-lap bucket
   // there (a node rescheduled later while in the bucket is re-placed).  At
   // the boundary only what is left is cascaded.  Levels are served lowest
-  // first: theirs is the nearest boundary.  Never needed for correctness;
-  // returns whether such nodes remain.  O(levels + budget).
+  // first: theirs is the nearest boundary.  Never needed for correctness.
+  // Returns true when it stopped for the budget with such nodes left; false
+  // when it got through every level, even if a higher level's bucket has
+  // just refilled a lower one's (when both boundaries are the same tick:
+  // the next call moves those).  O(levels + budget).
   bool precascade(std::size_t budget);
 
   // Calls f(node, list) for every node, where list is the bucket index the

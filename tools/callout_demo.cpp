@@ -21,7 +21,8 @@
 //
 // Output: a live one-line progress display (plain lines when stdout is not
 // a terminal), then a summary table, then the callouts due soonest as
-// callout_domain_dump() shows them (NetBSD's "show callout").
+// callout_domain_dump() shows them (NetBSD's "show callout"), then the
+// library's own counters as callout_domain_print_stats() prints them.
 //
 // Usage: callout-demo [--duration S] [--connections N] [--cpus N] [--hz N]
 //                     [--rate N] [--help]

@@ -252,8 +252,9 @@ struct domain_config {
   unsigned hz = 1000;                        // ticks per second, 1..1000000
   clock_kind clock = clock_kind::monotonic;  // manual: moves only by advance()
   // (1.1) Softclock threads (monotonic and manual clocks): pin thread i to
-  // the i-th CPU of the creating thread's affinity mask, and run them under
-  // SCHED_FIFO or SCHED_RR at sched_priority (SCHED_OTHER: inherited).
+  // the (i mod count)-th CPU of the creating thread's affinity mask, and run
+  // them under SCHED_FIFO or SCHED_RR at sched_priority (SCHED_OTHER:
+  // inherited).
   bool pin = false;
   int sched_policy = SCHED_OTHER;
   int sched_priority = 0;

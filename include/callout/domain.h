@@ -86,9 +86,10 @@ CALLOUT_API int callout_domain_create(const struct callout_domain_config *cfg, c
  * or ENOMEM: no thread or memory.  On error *dp is untouched and nothing
  * leaks.  With CALLOUT_DOMAIN_PIN, thread i runs only on the
  * (i mod count)-th CPU of the creating thread's affinity mask (more CPUs
- * than the mask has wrap around), and a callout initialised outside a
- * handler is homed on the CPU pinned to the processor the caller runs on
- * (the lowest such index), else on sched_getcpu() mod ncpu.  The threads
+ * than the mask has wrap around), and an MPSAFE or mutex callout
+ * initialised outside a handler is homed on the CPU pinned to the processor
+ * the caller runs on (the lowest such index), else on sched_getcpu() mod
+ * ncpu (giant-locked callouts stay on CPU 0).  The threads
  * get their CPU and policy when they are created, before they run.  May
  * block briefly. */
 
@@ -212,9 +213,12 @@ struct callout_stats {
    * reset or stop waits for the lock at most this long (plus the holds of
    * other resets and stops).  The O(1) holds are timed on a sample, one hold
    * in 4096 per CPU; each timed hold includes one clock read (tens of ns). */
-  uint64_t lock_hold_ns_max_cascade; /* a softclock re-placing the callouts of
-                                        a passed wheel bucket (one cascade
-                                        chunk); every one timed */
+  uint64_t lock_hold_ns_max_cascade; /* re-placing the callouts of a wheel
+                                        bucket: one cascade chunk at a
+                                        boundary or one pre-cascade chunk
+                                        before it (softclock threads), or a
+                                        step of callout_domain_advance that
+                                        cascades; every one timed */
   uint64_t lock_hold_ns_max_batch;   /* a softclock's bookkeeping between
                                         handlers: taking the next callout off
                                         the expired list, the dispatch
