@@ -84,7 +84,7 @@ std::uint64_t window_tick(std::uint64_t due, int slack) {
 // Ignored while resets_ignored(c).
 unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_SAFETY_ANALYSIS {
   // The caller took the lock just before (only the handler was set since).
-  const std::uint64_t held = hold_begin(cpu);
+  std::uint64_t held = hold_begin(cpu);
   // One load serves both uses: every writer of c's flags holds this CPU's
   // lock (or owns c outright, in init and destroy), so they cannot change
   // until we release it.
@@ -114,6 +114,8 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
       // Publish the new home while holding both locks; from the store on,
       // other threads find c under here->lock, which we keep until done.
       c->cpu.store(here, std::memory_order_release);
+      hold_end(cpu, held, &HoldStats::hold_ns_max_api);
+      held = hold_begin(here);
       cpu->lock.unlock();
       CALLOUT_PROBE4(migrate, c, c->func, cpu->index, here->index);
       home = here;
@@ -141,8 +143,7 @@ unsigned schedule_locked(Cpu *cpu, CalloutImpl *c, std::uint64_t due) NO_THREAD_
       kick = true;
     }
   }
-  // After a migration, the hold of the new home (which overlapped the old
-  // one's) is counted there.
+  // After a migration, each CPU's hold is counted on that CPU.
   hold_end(home, held, &HoldStats::hold_ns_max_api);
   home->lock.unlock();
   if (kick) home->kick.wake_all();

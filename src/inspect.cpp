@@ -204,7 +204,7 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
       if (e.where == Wheel::kExpired)
         std::snprintf(where, sizeof where, "expired");
       else
-        std::snprintf(where, sizeof where, "%d/%u", Wheel::level_of(e.where), e.where % Wheel::kSlots);
+        std::snprintf(where, sizeof where, "%d/%u", Wheel::level_of(e.where), e.where % Wheel::kLevelSlots);
       names.describe(e.func, handler, sizeof handler);
       std::fprintf(out, "%12" PRId64 " %4u %-9s %-18p %-18p %s\n", static_cast<std::int64_t>(e.due - now), i,
                    where, e.callout, e.arg, handler);

@@ -56,6 +56,10 @@ void SpinLock::lock_slow() {
       if (realtime) {
         const timespec pause{0, 50'000};
         nanosleep(&pause, nullptr);
+        // Spin again before the next sleep: a holder that releases between
+        // bounded chunks (the softclock's cascade) frees the lock only for
+        // nanoseconds, which a single test after each sleep would miss.
+        spins = 0;
       } else {
         sched_yield();  // the holder may be preempted; let it run
       }

@@ -63,7 +63,8 @@ struct callout_domain_config {
    * the 1.0 struct's tail padding. */
   uint64_t flags;     /* CALLOUT_DOMAIN_PIN; 0: the threads float */
   int sched_policy;   /* SCHED_OTHER (0): the threads inherit the creating
-                         thread's policy and priority; SCHED_FIFO, SCHED_RR */
+                         thread's policy and priority (after fork(), the
+                         forking thread's); SCHED_FIFO, SCHED_RR */
   int sched_priority; /* SCHED_FIFO, SCHED_RR: sched_get_priority_min() to
                          _max() (1..99 on Linux); SCHED_OTHER: 0 */
 };
