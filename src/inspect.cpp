@@ -217,9 +217,26 @@ extern "C" void callout_domain_dump(callout_domain_t *d, FILE *out) {
   }
 }
 
+namespace {
+
+// Row i of a print_stats table: CPU i's counters, or for i == ncpu the
+// totals, into *st, and the row's name ("0", "1", ..., "total").
+void stats_row(callout_domain_t *d, int i, callout_stats *st, char *name, std::size_t len) {
+  const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
+  st->size = sizeof *st;
+  callout_domain_stats(d, cpu, st);
+  if (cpu < 0)
+    std::snprintf(name, len, "total");
+  else
+    std::snprintf(name, len, "%d", cpu);
+}
+
+}  // namespace
+
 /*
  * callout_domain_print_stats: the "callout-stat" view: one row of counters
- * per CPU and a total, then the lateness histogram as bars (monotonic and
+ * per CPU and a total, a second table of the longest lock holds and the
+ * associated-lock waits, then the lateness histogram as bars (monotonic and
  * external clocks).  Any thread, while the domain runs.
  */
 extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
@@ -228,14 +245,8 @@ extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
                "run-max-us", "pending");
   callout_stats st;
   for (int i = 0; i <= static_cast<int>(d->ncpu); ++i) {
-    const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
-    st.size = sizeof st;
-    callout_domain_stats(d, cpu, &st);
     char name[16];
-    if (cpu < 0)
-      std::snprintf(name, sizeof name, "total");
-    else
-      std::snprintf(name, sizeof name, "%d", cpu);
+    stats_row(d, i, &st, name, sizeof name);
     const double avg_us =
         st.fired != 0 ? static_cast<double>(st.run_ns_total) / static_cast<double>(st.fired) / 1e3 : 0;
     std::fprintf(out,
@@ -250,14 +261,8 @@ extern "C" void callout_domain_print_stats(callout_domain_t *d, FILE *out) {
   std::fprintf(out, "%-6s %14s %14s %14s %16s %16s\n", "cpu", "hold-max-us", "", "", "assoc-wait-us", "");
   std::fprintf(out, "%-6s %14s %14s %14s %16s %16s\n", "", "cascade", "batch", "api", "total", "max");
   for (int i = 0; i <= static_cast<int>(d->ncpu); ++i) {
-    const int cpu = i < static_cast<int>(d->ncpu) ? i : -1;
-    st.size = sizeof st;
-    callout_domain_stats(d, cpu, &st);
     char name[16];
-    if (cpu < 0)
-      std::snprintf(name, sizeof name, "total");
-    else
-      std::snprintf(name, sizeof name, "%d", cpu);
+    stats_row(d, i, &st, name, sizeof name);
     std::fprintf(out, "%-6s %14.1f %14.1f %14.1f %16.1f %16.1f\n", name,
                  static_cast<double>(st.lock_hold_ns_max_cascade) / 1e3,
                  static_cast<double>(st.lock_hold_ns_max_batch) / 1e3,

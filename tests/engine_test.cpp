@@ -20,6 +20,7 @@
 #include "callout/callout.h"
 #include "callout_impl.h"
 #include "gtest/gtest.h"
+#include "test_util.h"
 
 namespace {
 
@@ -44,12 +45,7 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
   return true;
 }
 
-callout_stats stats_of(callout_domain_t *d, int cpu = -1) {
-  callout_stats st;
-  st.size = sizeof st;
-  EXPECT_EQ(callout_domain_stats(d, cpu, &st), 0);
-  return st;
-}
+using ct::stats_of;
 
 std::atomic<int> g_runs;
 void count_run(void *) { g_runs.fetch_add(1); }

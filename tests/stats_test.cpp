@@ -23,6 +23,7 @@
 #include "cpu.h"
 #include "domain.h"
 #include "gtest/gtest.h"
+#include "test_util.h"
 
 namespace {
 
@@ -39,12 +40,7 @@ callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu) {
   return d;
 }
 
-callout_stats stats_of(callout_domain_t *d, int cpu = -1) {
-  callout_stats st;
-  st.size = sizeof st;
-  EXPECT_EQ(callout_domain_stats(d, cpu, &st), 0);
-  return st;
-}
+using ct::stats_of;
 
 std::atomic<int> g_runs;
 void count_run(void *) { g_runs.fetch_add(1); }

@@ -131,6 +131,14 @@ inline callout_domain_config make_config(unsigned ncpu, callout_clock clk, unsig
   return cfg;
 }
 
+// The counters of CPU cpu of d, or their sums over every CPU (cpu < 0).
+inline callout_stats stats_of(callout_domain_t *d, int cpu = -1) {
+  callout_stats st;
+  st.size = sizeof st;
+  EXPECT_EQ(callout_domain_stats(d, cpu, &st), 0);
+  return st;
+}
+
 // RAII domain.  The destructor checks the wheels and destroys the domain;
 // both must succeed (every Callout declared after it is destroyed first).
 class Domain {
