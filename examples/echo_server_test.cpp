@@ -203,6 +203,10 @@ int main(int argc, char **argv) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return 1;
   const pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");  // and never kill(-1, ...) below
+    return 1;
+  }
   if (pid == 0) {
     dup2(out[1], STDOUT_FILENO);
     const std::string idle = std::to_string(kIdleMs), hz = std::to_string(kHz);

@@ -60,7 +60,7 @@ optional=(gnuplot-nox linux-perf)
 missing_of() {
   local p
   for p in "$@"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || printf '%s\n' "$p"
+    grep -q '^Status: install ok installed' <<<"$(dpkg -s "$p" 2>/dev/null)" || printf '%s\n' "$p"
   done
 }
 if ((install)); then

@@ -83,7 +83,7 @@ cc -std=c11 -Wall -Wextra -Werror -o "$tmp/c_shared" "$here/consumer.c" "${flags
 ok "$tmp/c_shared"
 c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cpp_shared" "$here/consumer.cpp" "${flags[@]}"
 ok "$tmp/cpp_shared"
-readelf -d "$tmp/cpp_shared" | grep -q 'NEEDED.*\[libcallout\.so\.1\]'
+grep -q 'NEEDED.*\[libcallout\.so\.1\]' <<<"$(readelf -d "$tmp/cpp_shared")"
 read -ra sflags <<<"$(pkg-config --static --cflags --libs callout)"
 cc -static -std=c11 -o "$tmp/c_static" "$here/consumer.c" "${sflags[@]}"
 ok "$tmp/c_static"
@@ -93,13 +93,13 @@ ok "$tmp/cmake/consumer_shared"
 ok "$tmp/cmake/consumer_static"
 # The man pages: one per function name, as the README says.
 for p in callout callout_domain callout_halt callout_domain_create; do
-  dpkg -L libcallout-dev | grep -q "/man3/$p\.3" || { echo "deb: no man page $p(3)" >&2; exit 1; }
+  grep -q "/man3/$p\.3" <<<"$(dpkg -L libcallout-dev)" || { echo "deb: no man page $p(3)" >&2; exit 1; }
 done
 echo "man pages: ok"
 
 echo "--- callout-tools: the installed demo"
 [[ "$(command -v callout-demo)" == /usr/bin/callout-demo ]] || { echo "deb: callout-demo is not /usr/bin/callout-demo" >&2; exit 1; }
-dpkg -L callout-tools | grep -q '/man1/callout-demo\.1' || { echo "deb: no man page callout-demo(1)" >&2; exit 1; }
+grep -q '/man1/callout-demo\.1' <<<"$(dpkg -L callout-tools)" || { echo "deb: no man page callout-demo(1)" >&2; exit 1; }
 # A one-second run: exit status 0 and the summary printed.
 /usr/bin/callout-demo --duration 1 --connections 1000 >"$tmp/demo.out" 2>&1 || {
   cat "$tmp/demo.out" >&2

@@ -35,7 +35,7 @@ section "packages"
 packages=(spin clang libclang-rt-14-dev valgrind)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
+  grep -q '^Status: install ok installed' <<<"$(dpkg -s "$p" 2>/dev/null)" || missing+=("$p")
 done
 if ((${#missing[@]} > 0)); then
   echo "installing ${missing[*]}"

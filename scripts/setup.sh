@@ -74,7 +74,7 @@ fi
 for p in "${missing[@]}"; do
   [[ $p == *:* ]] || continue
   arch=${p##*:}
-  if [[ $arch != "$native" ]] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+  if [[ $arch != "$native" ]] && ! grep -qx "$arch" <<<"$(dpkg --print-foreign-architectures)"; then
     echo "setup: adding the $arch architecture (dpkg multiarch)"
     "${sudo[@]}" dpkg --add-architecture "$arch"
   fi

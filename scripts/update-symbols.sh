@@ -64,7 +64,7 @@ tmp=$(mktemp)
   done
 } >"$tmp"
 for s in "${!known[@]}"; do
-  printf '%s\n' "${syms[@]}" | grep -qxF "$s" || echo "update-symbols: GONE $s (an ABI break)" >&2
+  grep -qxF "$s" <<<"$(printf '%s\n' "${syms[@]}")" || echo "update-symbols: GONE $s (an ABI break)" >&2
 done
 mv "$tmp" "$out"
 echo "update-symbols: $out: ${#syms[@]} symbols"

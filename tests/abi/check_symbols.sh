@@ -23,9 +23,20 @@ done < <(nm -D --defined-only --with-symbol-versions "$lib")
 echo "exported callout_ symbols: $count"
 [ "$count" -ge 30 ] || { echo "too few exported symbols"; fail=1; }
 if [ "${2:-}" = sdt ]; then
+  # Read the notes once, then match without a pipe: "readelf | grep -q"
+  # under pipefail fails whenever grep exits at its match before readelf has
+  # written its last block (SIGPIPE), and CI once reported a probe missing
+  # that was there.  A readelf that fails is named, with its exit status.
+  notes=$(readelf -n "$lib") || { echo "readelf -n $lib failed (exit $?)"; exit 1; }
+  missing=0
   for p in init destroy schedule migrate entry return stop halt halt_done; do
-    readelf -n "$lib" | grep -q "Name: $p\$" || { echo "USDT probe callout:$p missing"; fail=1; }
+    grep -q "Name: $p\$" <<<"$notes" || { echo "USDT probe callout:$p missing"; missing=1; }
   done
-  echo "USDT probes present"
+  if [ "$missing" = 0 ]; then
+    echo "USDT probes present"
+  else
+    printf 'readelf -n %s:\n%s\n' "$lib" "$notes"
+    fail=1
+  fi
 fi
 exit $fail

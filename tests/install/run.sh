@@ -80,7 +80,7 @@ echo "cflags: ${cflags[*]}"
 echo "libs:   ${libs[*]}"
 if "$cc" -std=c11 -Wall -Wextra -Werror "${cflags[@]}" -o "$tmp/consumer_shared" \
   "$here/consumer.c" "${libs[@]}"; then
-  if readelf -d "$tmp/consumer_shared" | grep -q 'NEEDED.*\[libcallout\.so\.1\]'; then
+  if grep -q 'NEEDED.*\[libcallout\.so\.1\]' <<<"$(readelf -d "$tmp/consumer_shared")"; then
     echo "consumer_shared needs libcallout.so.1"
   else
     fail "consumer_shared does not need libcallout.so.1"
@@ -112,7 +112,7 @@ done
 echo "libs:   ${static_libs[*]}"
 if "$cc" -std=c11 -Wall -Wextra -Werror "${cflags[@]}" -o "$tmp/consumer_static" \
   "$here/consumer.c" "${static_libs[@]}"; then
-  if readelf -d "$tmp/consumer_static" | grep -q 'NEEDED.*libcallout'; then
+  if grep -q 'NEEDED.*libcallout' <<<"$(readelf -d "$tmp/consumer_static")"; then
     fail "consumer_static still needs libcallout.so"
   fi
   run_ok consumer_static env -u LD_LIBRARY_PATH "$tmp/consumer_static"
@@ -124,7 +124,7 @@ step "(b) cc -static with pkg-config --static: a fully static program"
 read -ra sflags <<<"$(pkg-config --static --cflags --libs callout)"
 if "$cc" -static -std=c11 -Wall -Wextra -Werror -o "$tmp/consumer_allstatic" "$here/consumer.c" \
   "${sflags[@]}" 2>"$tmp/allstatic.log"; then
-  if readelf -d "$tmp/consumer_allstatic" | grep -q NEEDED; then
+  if grep -q NEEDED <<<"$(readelf -d "$tmp/consumer_allstatic")"; then
     fail "consumer_allstatic has dynamic dependencies"
   fi
   run_ok consumer_allstatic env -u LD_LIBRARY_PATH "$tmp/consumer_allstatic"
@@ -169,17 +169,17 @@ if [[ -n "$so" ]]; then
   ((${#bad[@]} == 0)) || fail "exported symbols not named callout_*: ${bad[*]}"
   for s in callout_init callout_reset callout_stop callout_halt callout_domain_create \
     callout_domain_advance; do
-    printf '%s\n' "${syms[@]}" | grep -qx "$s" || fail "$s is not exported"
+    grep -qx "$s" <<<"$(printf '%s\n' "${syms[@]}")" || fail "$s is not exported"
   done
   unversioned=$(nm -D --defined-only --with-symbol-versions "$so" | awk '{print $3}' |
     grep '^callout_' | grep -Ev '@@?CALLOUT_1\.[0-9]+$' || true)
   [[ -z $unversioned ]] || fail "symbols without a CALLOUT_1.x version: $unversioned"
   # The 1.1 additions carry CALLOUT_1.1; the 1.0 functions keep CALLOUT_1.0.
   for s in callout_domain_drain callout_fbsd_stop callout_linux_mod; do
-    nm -D --defined-only --with-symbol-versions "$so" | grep -q " $s@@CALLOUT_1\.1$" ||
+    grep -q " $s@@CALLOUT_1\.1$" <<<"$(nm -D --defined-only --with-symbol-versions "$so")" ||
       fail "$s is not in the CALLOUT_1.1 node"
   done
-  nm -D --defined-only --with-symbol-versions "$so" | grep -q " callout_reset@@CALLOUT_1\.0$" ||
+  grep -q " callout_reset@@CALLOUT_1\.0$" <<<"$(nm -D --defined-only --with-symbol-versions "$so")" ||
     fail "callout_reset left the CALLOUT_1.0 node"
 fi
 
