@@ -281,6 +281,20 @@ std::uint64_t cpu_pressure_us() {
   return 0;
 }
 
+// Time the hypervisor ran something else on this machine's processors
+// ("steal" in /proc/stat, all processors summed), in ns; 0 on bare metal or
+// if unavailable.  A vCPU descheduled by the host stops every thread on it
+// without a context switch in the guest: a lock holder's hold, and any
+// thread's lateness, grow by the stolen time.
+std::uint64_t steal_ns() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  std::uint64_t v[8] = {};
+  if (!(f >> cpu) || cpu != "cpu") return 0;
+  for (std::uint64_t &x : v) f >> x;  // user nice system idle iowait irq softirq steal
+  return v[7] * (1'000'000'000ull / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK)));
+}
+
 struct LateSlot {
   std::uint64_t ran_ns;
 };
@@ -660,7 +674,10 @@ std::vector<pid_t> start_spinners(unsigned n) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() == 1) _exit(0);
       setpriority(PRIO_PROCESS, 0, 0);
-      for (volatile std::uint64_t x = 0;; x = x + 1) {
+      std::uint64_t x = 0;
+      for (;;) {
+        x = x + 1;
+        __asm__ __volatile__("" : "+r"(x));  // keeps the loop: busy, not optimised away
       }
     }
     if (pid > 0) pids.push_back(pid);
@@ -738,7 +755,7 @@ int cmd_load() {
   callout_stats s0{}, s1{}, mid{};
   s0.size = s1.size = mid.size = sizeof s0;
   callout_domain_stats(g_d, -1, &s0);
-  const std::uint64_t w0 = bench::mono_ns(), psi0 = cpu_pressure_us();
+  const std::uint64_t w0 = bench::mono_ns(), psi0 = cpu_pressure_us(), steal0 = steal_ns();
   g_recording.store(true);
   std::thread orc(oracle, &oracle_late);
   bench::sleep_ns(static_cast<std::uint64_t>(seconds * 5e8));
@@ -748,7 +765,7 @@ int cmd_load() {
   g_stop.store(true);
   orc.join();
   for (auto &t : workers) t.join();
-  const std::uint64_t w1 = bench::mono_ns(), psi1 = cpu_pressure_us();
+  const std::uint64_t w1 = bench::mono_ns(), psi1 = cpu_pressure_us(), steal1 = steal_ns();
   stop_spinners(spinners);
   callout_domain_stats(g_d, -1, &s1);
   std::vector<double> late;
@@ -774,7 +791,7 @@ int cmd_load() {
       "before\":\"%s\","
       "\"loadavg_after\":\"%s\",\"pending_mid\":%llu,\"fired_per_s\":%.0f,\"resets_and_stops_per_s\":%.0f,"
       "\"events_per_s\":%.0f,\"handlers\":%zu,\"dropped\":%llu,\"early\":%llu,\"cpu_pressure_share\":%.3f,"
-      "\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
+      "\"steal_share\":%.4f,\"callout\":%s,\"oracle\":%s,\"oracle_wakeups\":%zu,"
       "\"ratio\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},"
       "\"lock_hold_max_us\":{\"cascade\":%.1f,\"batch\":%.1f,\"api\":%.1f},"
       "\"assoc_wait\":{\"total_ms\":%.1f,\"max_us\":%.1f}}\n",
@@ -786,9 +803,11 @@ int cmd_load() {
           wall,
       static_cast<double>(tot.events) / wall, late.size(), static_cast<unsigned long long>(dropped),
       static_cast<unsigned long long>(early),
-      static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0), q_json(ql).c_str(),
-      q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99, ql.p999 / qo.p999,
-      ql.max / qo.max, static_cast<double>(s1.lock_hold_ns_max_cascade) / 1e3,
+      static_cast<double>(psi1 - psi0) * 1e3 / static_cast<double>(w1 - w0),
+      static_cast<double>(steal1 - steal0) /
+          (static_cast<double>(w1 - w0) * static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN))),
+      q_json(ql).c_str(), q_json(qo).c_str(), orc_late.size(), ql.p50 / qo.p50, ql.p99 / qo.p99,
+      ql.p999 / qo.p999, ql.max / qo.max, static_cast<double>(s1.lock_hold_ns_max_cascade) / 1e3,
       static_cast<double>(s1.lock_hold_ns_max_batch) / 1e3,
       static_cast<double>(s1.lock_hold_ns_max_api) / 1e3, static_cast<double>(s1.assoc_wait_ns_total) / 1e6,
       static_cast<double>(s1.assoc_wait_ns_max) / 1e3);

@@ -339,6 +339,9 @@ def placement_table(path):
                  f" {med(r['ratio']['p99'] for r in rs):.2f} | {sum(r['early'] for r in rs)} |")
     L.append("")
     L.append("Load average before each run: " + ", ".join(r["loadavg_before"].split()[0] for r in rows) + ".")
+    if all("steal_share" in r for r in rows):
+        L.append("Hypervisor steal during each run (share of processor time): "
+                 + ", ".join(f"{100 * r['steal_share']:.1f} %" for r in rows) + ".")
     return L
 
 
@@ -711,9 +714,12 @@ def main():
                 w(f"| {x['connections']:,} | {h['cascade']:.1f} | {h['batch']:.1f} | {h['api']:.1f} |"
                   f" {'yes' if worst <= 50 else '**no**'} ({worst:.1f}) | {aw['total_ms']:.1f} | {aw['max_us']:.1f} |")
             w("")
-        w("Keepalive idle time, event rate, CPU pressure and load average of each run: "
+        w("Keepalive idle time, event rate, CPU pressure, hypervisor steal (the share of processor time the"
+          " host gave to others: `/proc/stat`) and load average of each run: "
           + "; ".join(f"{x['connections']:,}: {x['keep_ms'] / 1000:g} s, {x['rate']:,.0f}/s,"
-                      f" {100 * x['cpu_pressure_share']:.0f} %, {x['loadavg_before']}" for x in loads)
+                      f" {100 * x['cpu_pressure_share']:.0f} %,"
+                      + (f" steal {100 * x['steal_share']:.1f} %," if "steal_share" in x else "")
+                      + f" {x['loadavg_before']}" for x in loads)
           + ". Handlers started before their tick (must be 0): "
           + ", ".join(str(x.get("early", "?")) for x in loads) + ".")
         w("")

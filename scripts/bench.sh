@@ -2,7 +2,7 @@
 # bench.sh -- run every libcallout benchmark and regenerate
 # docs/PERFORMANCE.md and the plots in docs/perf/.
 #
-#   ./scripts/bench.sh            the full run (about 15-20 minutes)
+#   ./scripts/bench.sh            the full run (about 17-22 minutes)
 #   ./scripts/bench.sh --quick    a smoke run: N up to 10^5, fewer repetitions,
 #                                 short idle/lateness windows (about 3 minutes);
 #                                 it writes its report to build-bench/ only and
@@ -168,6 +168,11 @@ if ((!quick)); then
   # keepalive and 3*10^5 events/s keep it near the 10^5 run's rate.
   "$mono" load --connections 1000000 --keep-ms 25000 --rate 300000 --seconds "$load_s" --warmup 3 \
     >"$res/mono_load_1e6.json"
+  # Placement and policy of the softclock threads: the 10^5 load in the
+  # eight combinations of background spinners, pinning and SCHED_FIFO, one
+  # round (bench/placement.sh; about two minutes).
+  log "placement and policy under a background load: one round of bench/placement.sh"
+  bench/placement.sh "$mono" "$res/mono_placement.jsonl" 1 "$load_s" >"$res/placement.txt"
 fi
 log "precision windows: $late_count callouts over ${late_s}s, without and with 10% slack"
 "$mono" window --count "$late_count" --seconds "$late_s" --slack 10 >"$res/mono_window.json"
