@@ -240,8 +240,11 @@ extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain,
     cpu->lock.unlock();
     return r.unlinked ? 1 : -1;
   }
+  // The stop's hold, sampled like callout_stop's (DESIGN.md, lock-hold counters).
+  const std::uint64_t held = hold_begin(cpu);
   if (!running) {
     const bool unlinked = stop_locked(cpu, ci).unlinked;
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return unlinked ? 1 : -1;
   }
@@ -249,6 +252,7 @@ extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain,
   const bool holds_lock = (f & kMutex) != 0 || ((f & kGiant) != 0 && cpu->domain->giant.held_by_caller());
   if (async == nullptr && holds_lock && cpu->dispatching && !cpu->cancelled) {
     stop_locked(cpu, ci);  // cancels the dispatch
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return 1;
   }
@@ -261,6 +265,7 @@ extern "C" CALLOUT_API int callout_fbsd_stop(callout_t *c, int drain,
     cpu->drains[cpu->ndrains++] = {async, cpu->running_arg};
     ci->flags.fetch_or(kDraining, std::memory_order_relaxed);
   }
+  hold_end(cpu, held, &HoldStats::hold_ns_max_api);
   cpu->lock.unlock();
   return 0;
 }
@@ -375,8 +380,10 @@ extern "C" CALLOUT_API int callout_linux_delete(callout_t *c, int sync,
   CalloutImpl *ci = checked(c, function);
   Cpu *cpu = lock_callout(ci);
   if (!sync) {
+    const std::uint64_t held = hold_begin(cpu);  // sampled, as callout_stop's
     const bool unlinked = stop_locked(cpu, ci).unlinked;
     if (shutdown) ci->flags.fetch_or(kShutdown, std::memory_order_relaxed);
+    hold_end(cpu, held, &HoldStats::hold_ns_max_api);
     cpu->lock.unlock();
     return unlinked ? 1 : 0;
   }

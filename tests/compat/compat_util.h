@@ -139,6 +139,16 @@ inline std::uint64_t halts_waited(callout_domain_t *d) {
   return st.halts_waited;
 }
 
+// The longest sampled CPU-lock hold of an API call on d (0: none timed yet).
+// One hold in 4096 per CPU is timed (kHoldSample in src/cpu.h).
+inline std::uint64_t api_hold_max(callout_domain_t *d) {
+  callout_stats st{};
+  st.size = sizeof st;
+  if (callout_domain_stats(d, -1, &st) != 0) std::abort();
+  return st.lock_hold_ns_max_api;
+}
+constexpr int kTwiceTheHoldSample = 2 * 4096;
+
 // Runs f on a thread; done() says whether it has returned; join() waits.
 class Async {
  public:

@@ -514,6 +514,18 @@ TEST(FreeBsdReset, ReturnsOneOnlyWhenItReplacesAPendingArming) {
   EXPECT_EQ(p.runs.get(), 2);
 }
 
+// FreeBSD's stop takes the CPU lock like callout_stop, and its hold is
+// sampled the same way: after twice the sample period of stops and nothing
+// else, the longest API hold is set.
+TEST(FreeBsdStats, StopHoldsAreSampled) {
+  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
+  struct callout c;
+  callout_init_on(&c, 1, d);
+  EXPECT_EQ(api_hold_max(d), 0u);
+  for (int i = 0; i < kTwiceTheHoldSample; ++i) EXPECT_EQ(callout_stop(&c), -1);
+  EXPECT_GT(api_hold_max(d), 0u);
+}
+
 // While a drain sleeps on c, resets of c are ignored: 0, not pending, ACTIVE
 // clear -- and drain, finding nothing to take out, returns -1.
 TEST(FreeBsdReset, IgnoredWhileADrainWaits) {

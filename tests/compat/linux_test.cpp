@@ -301,6 +301,20 @@ TEST(LinuxTimer, PosixTimerDeleteStillWorks) {
   EXPECT_EQ(errno, EINVAL);
 }
 
+void noop_timer_fn(struct timer_list *t) { (void)t; }
+
+// timer_delete takes the CPU lock like callout_stop, and its hold is
+// sampled the same way: after twice the sample period of deletes and
+// nothing else, the longest API hold is set.
+TEST(LinuxTimer, DeleteHoldsAreSampled) {
+  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
+  struct timer_list t;
+  timer_setup_on(&t, noop_timer_fn, 0, d);
+  EXPECT_EQ(api_hold_max(d), 0u);
+  for (int i = 0; i < kTwiceTheHoldSample; ++i) EXPECT_EQ(timer_delete(&t), 0);
+  EXPECT_GT(api_hold_max(d), 0u);
+}
+
 void add_self_fn(struct timer_list *t) { (void)t; }
 void delete_sync_self_fn(struct timer_list *t) { timer_delete_sync(t); }
 
