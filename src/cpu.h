@@ -192,6 +192,14 @@ void wait_for_done(Cpu *cpu) RELEASE(cpu->lock);
 // kicking it first if its expired list is not empty.
 void wait_for_idle(Cpu *cpu) RELEASE(cpu->lock);
 
+// Moves cpu's wheel to tick t (a tick not in the future whose due callouts
+// are to run next): splices the passed buckets, then re-places the nodes of
+// those above level 0 kCascadeBudget at a time, releasing the lock between
+// chunks so that resets and stops on this CPU wait for one chunk at most
+// (the wheel is consistent between chunks: wheel.h).  Each chunk is timed
+// as a cascade hold.  Called with the lock held; returns with it held.
+void advance_bounded(Cpu *cpu, std::uint64_t t) REQUIRES(cpu->lock);
+
 // The softclock thread of cpu.
 void *softclock_main(void *cpu);
 

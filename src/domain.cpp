@@ -661,13 +661,12 @@ extern "C" int callout_domain_advance(callout_domain_t *d, uint64_t nticks) {
       for (unsigned i = 0; i < d->ncpu; ++i) {
         Cpu *cpu = &d->cpus[i];
         cpu->lock.lock();
-        cpu->wheel.begin_advance(step);
-        // Re-placing a passed bucket's callouts is the one long hold here;
-        // it is timed when there is one (a step that cascades nothing pays
-        // no clock read).
-        const std::uint64_t held = cpu->wheel.cascading() ? hold_clock() : 0;
-        cpu->wheel.advance(step);
-        hold_end(cpu, held, &HoldStats::hold_ns_max_cascade);
+        // Re-placing a passed bucket's callouts is the one long hold here:
+        // bounded and timed as on the softclock (a step that cascades
+        // nothing pays no clock read).  Between chunks only other threads'
+        // resets and stops get in; the handlers run after every CPU's
+        // step, in the order the cascade put them in.
+        advance_bounded(cpu, step);
         cpu->lock.unlock();
       }
     }

@@ -59,7 +59,9 @@ extern "C" unsigned callout_domain_run(callout_domain_t *d) {
       cpu->wheel.advance(now);
       break;
     }
-    cpu->wheel.advance(next);
+    // Bounded holds, as on the softclock: other threads reset and stop
+    // callouts of this domain while the loop runs.
+    advance_bounded(cpu, next);
     ran += run_expired(cpu);
   }
   cpu->looping = false;

@@ -163,6 +163,37 @@ TEST(LockStats, CascadeHoldIsCounted) {
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
+// The same in an event loop (external clock): callout_domain_run() re-places
+// the callouts of passed high-level buckets in bounded, timed chunks, as the
+// softclock does.  100 kHz ticks, so that callouts beyond level 0 (512
+// ticks) are due within tens of milliseconds.
+TEST(LockStats, CascadeHoldIsCountedInTheEventLoop) {
+  constexpr int kN = 5000;
+  callout_domain_config cfg;
+  callout_domain_config_init(&cfg);
+  cfg.clock = CALLOUT_CLOCK_EXTERNAL;
+  cfg.hz = 100000;
+  callout_domain_t *d = nullptr;
+  ASSERT_EQ(callout_domain_create(&cfg, &d), 0);
+  std::vector<callout_t> cs(kN);
+  g_runs = 0;
+  for (int i = 0; i < kN; ++i) {
+    callout_init_domain(&cs[i], CALLOUT_MPSAFE, d);
+    callout_reset(&cs[i], 2000 + i % 1000, count_run, nullptr);
+  }
+  EXPECT_EQ(stats_of(d).lock_hold_ns_max_cascade, 0u);
+  // No time limit that could fail on a slow machine, only a watchdog.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (g_runs.load() != kN && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    callout_domain_run(d);
+  }
+  ASSERT_EQ(g_runs.load(), kN);
+  EXPECT_GT(stats_of(d).lock_hold_ns_max_cascade, 0u);
+  for (auto &c : cs) callout_destroy(&c);
+  EXPECT_EQ(callout_domain_destroy(d), 0);
+}
+
 // API calls and the softclock's dispatch bookkeeping are timed on a sample
 // of one lock hold in kHoldSample per CPU: after more holds than that, both
 // maxima are set, and none before.
