@@ -6,6 +6,7 @@
 // (a lock held by the test thread while a helper thread advances).
 #include <callout/callout.h>
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1162,9 +1163,16 @@ TEST(InitTest, StorageMayBeReinitialisedAfterDestroy) {
 // Locality and binding
 // ============================================================================
 
+// The move is only tried: the reset holds the callout's old CPU lock and
+// try-locks the handler's CPU, so it stays put if that lock is busy at that
+// instant -- as it is when the advancing thread looks at that CPU (run_step
+// locks each CPU in turn while handlers run).  So each handler first waits
+// until the advancer sleeps (in wait_for_idle, for this handler's CPU, the
+// only one with work), when nothing else takes that CPU's lock.
 TEST(LocalityTest, UnboundCalloutResetFromAHandlerMovesToThatCpu) {
   constexpr unsigned kCpus = 4;
   Domain d(kCpus);
+  const long advancer = static_cast<long>(syscall(SYS_gettid));
   Mutex m;
   std::atomic<int> x_cpu{-2}, y_cpu{-2};
   Callout x(d, kMp);  // unbound MPSAFE
@@ -1177,6 +1185,7 @@ TEST(LocalityTest, UnboundCalloutResetFromAHandlerMovesToThatCpu) {
     h.push_back(std::make_unique<Callout>(d, kMp));
     h[k]->bind(k);
     h[k]->fn = [&] {
+      ASSERT_TRUE(wait_until([&] { return thread_state(advancer) == 'S'; }, 60000ms));
       x.reset(1);
       y.reset(1);
     };

@@ -41,18 +41,10 @@ callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu) {
 }
 
 using ct::stats_of;
+using ct::thread_state;
 
 std::atomic<int> g_runs;
 void count_run(void *) { g_runs.fetch_add(1); }
-
-// The scheduler state of thread `tid` of this process ('S': sleeping).
-char thread_state(long tid) {
-  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  std::getline(f, line);
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
-}
 
 // The id of this process's thread named `name`, or 0.
 long task_named(const std::string &name) {

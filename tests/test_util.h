@@ -22,8 +22,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -50,6 +52,16 @@ bool wait_until(Pred &&pred, std::chrono::milliseconds timeout = 5000ms) {
     std::this_thread::sleep_for(200us);
   }
   return true;
+}
+
+// The scheduler state of thread `tid` of this process, from /proc ('S':
+// sleeping, 'R': running; '?' if it cannot be read).
+inline char thread_state(long tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
 }
 
 // Holds pred false for the whole of `for_how_long`; returns true if it stayed
