@@ -30,11 +30,12 @@ namespace {
 using libcallout::internal::Cpu;
 using libcallout::internal::kHoldSample;
 
-callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu) {
+callout_domain_t *make_domain(enum callout_clock clock, unsigned ncpu, unsigned hz = 1000) {
   callout_domain_config cfg;
   callout_domain_config_init(&cfg);
   cfg.clock = clock;
   cfg.ncpu = ncpu;
+  cfg.hz = hz;
   callout_domain_t *d = nullptr;
   EXPECT_EQ(callout_domain_create(&cfg, &d), 0);
   return d;
@@ -136,17 +137,23 @@ TEST(LockStats, GiantWaitIsCounted) {
   EXPECT_EQ(callout_domain_destroy(d), 0);
 }
 
+// Initialises every callout of cs on d and arms it `first` to first + 999
+// ticks ahead (beyond level 0 when first >= 512), counting runs in g_runs.
+void arm_beyond_level0(std::vector<callout_t> &cs, callout_domain_t *d, int first) {
+  g_runs = 0;
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    callout_init_domain(&cs[i], CALLOUT_MPSAFE, d);
+    callout_reset(&cs[i], first + static_cast<int>(i % 1000), count_run, nullptr);
+  }
+}
+
 // Callouts armed far ahead sit in high wheel levels; advancing past them
 // re-places (cascades) them under the CPU lock: that hold is timed.
 TEST(LockStats, CascadeHoldIsCounted) {
   constexpr int kN = 20000;
   callout_domain_t *d = make_domain(CALLOUT_CLOCK_VIRTUAL, 1);
   std::vector<callout_t> cs(kN);
-  g_runs = 0;
-  for (int i = 0; i < kN; ++i) {
-    callout_init_domain(&cs[i], CALLOUT_MPSAFE, d);
-    callout_reset(&cs[i], 70000 + i % 1000, count_run, nullptr);
-  }
+  arm_beyond_level0(cs, d, 70000);
   EXPECT_EQ(stats_of(d).lock_hold_ns_max_cascade, 0u);
   ASSERT_EQ(callout_domain_advance(d, 72000), 0);
   EXPECT_EQ(g_runs.load(), kN);
@@ -161,18 +168,10 @@ TEST(LockStats, CascadeHoldIsCounted) {
 // ticks) are due within tens of milliseconds.
 TEST(LockStats, CascadeHoldIsCountedInTheEventLoop) {
   constexpr int kN = 5000;
-  callout_domain_config cfg;
-  callout_domain_config_init(&cfg);
-  cfg.clock = CALLOUT_CLOCK_EXTERNAL;
-  cfg.hz = 100000;
-  callout_domain_t *d = nullptr;
-  ASSERT_EQ(callout_domain_create(&cfg, &d), 0);
+  callout_domain_t *d = make_domain(CALLOUT_CLOCK_EXTERNAL, 0, 100000);
+  ASSERT_NE(d, nullptr);
   std::vector<callout_t> cs(kN);
-  g_runs = 0;
-  for (int i = 0; i < kN; ++i) {
-    callout_init_domain(&cs[i], CALLOUT_MPSAFE, d);
-    callout_reset(&cs[i], 2000 + i % 1000, count_run, nullptr);
-  }
+  arm_beyond_level0(cs, d, 2000);
   EXPECT_EQ(stats_of(d).lock_hold_ns_max_cascade, 0u);
   // No time limit that could fail on a slow machine, only a watchdog.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
