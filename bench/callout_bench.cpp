@@ -27,6 +27,9 @@
 //   fire           N callouts due within 100 ticks, then advance 100 ticks:
 //                  time per fired callout (api: handlers run on the CPU's
 //                  softclock thread; wheel/locked: popped and called inline)
+//   fire_lookahead wheel/fire with the lookahead the dispatch loop runs (a
+//                  second walk of the expired list from its tail, one node
+//                  per pop; wheel.h): what it saves on the walk alone
 //   halt_idle      callout_halt of a pending callout that is not running
 //   pending        callout_pending (a predicate: one atomic load)
 //   ticks          callout_domain_ticks on a manual domain (an atomic load)
@@ -403,8 +406,10 @@ void wheel_rearm_random(benchmark::State &state) {
 
 // Fire: advance tick by tick (as the manual domain does, from one next-due
 // tick to the next) and pop and call every expired node; kLocked takes the
-// lock around each advance and each pop, as the softclock does.
-template <bool kLocked>
+// lock around each advance and each pop, as the softclock does; kLookahead
+// starts the lookahead after each advance and steps it after each pop, as
+// run_expired() does.
+template <bool kLocked, bool kLookahead = false>
 void wheel_fire(benchmark::State &state) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
   Material &m = material(n);
@@ -424,12 +429,14 @@ void wheel_fire(benchmark::State &state) {
             next = w.w->next_due();
             if (next > target) break;
             w.w->advance(next);
+            if (kLookahead) w.w->start_lookahead();
           }
           for (;;) {
             WheelNode *node;
             {
               Guard<kLocked> g(w.lock);
               node = w.w->pop_expired();
+              if (kLookahead) w.w->lookahead_step();
             }
             if (node == nullptr) break;
             fn(node);
@@ -462,6 +469,7 @@ void register_all(const std::vector<std::int64_t> &sizes) {
       {"locked/rearm_random", wheel_rearm_random<true>},
       {"api/rearm_random", api_rearm_random},
       {"wheel/fire", wheel_fire<false>},
+      {"wheel/fire_lookahead", wheel_fire<false, true>},
       {"locked/fire", wheel_fire<true>},
       {"api/fire", api_fire},
       {"api/halt_idle", api_halt_idle},

@@ -234,10 +234,12 @@ unsigned run_expired(Cpu *cpu) {
   // The lock holds between handlers, timed on a sample (hold_begin); the
   // hold that leads into this call is the caller's (a cascade, or idle).
   std::uint64_t held = hold_begin(cpu);
+  cpu->wheel.start_lookahead();  // prefetches the list from its tail (wheel.h)
   // A callout_domain_drain() in progress holds the list: nothing new starts.
   while (cpu->holds == 0) {
     WheelNode *n = cpu->wheel.pop_expired();
     if (n == nullptr) break;
+    cpu->wheel.lookahead_step();
     // 1. Off the expired list: no longer pending, and in use from here on.
     CalloutImpl *c = impl(n);
     std::uint32_t f = c->flags.load(std::memory_order_relaxed) & ~kPending;

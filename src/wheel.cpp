@@ -9,6 +9,7 @@ namespace libcallout::internal {
 template <int DigitBits>
 BasicWheel<DigitBits>::BasicWheel() {
   expired_.next = expired_.prev = &expired_;
+  ahead_ = &expired_;
   cascading_.next = cascading_.prev = &cascading_;
   for (Link &b : buckets_) b.next = b.prev = &b;
 }
@@ -148,9 +149,11 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
   for (int level = 0; level < kLevels; ++level)
     if (((levels_ >> level) & 1) != !level_empty(level))
       report("level summary bit disagrees with the level bitmap", nullptr, static_cast<std::uint32_t>(level));
+  bool ahead_found = ahead_ == &expired_;  // parked, or a node of the expired list
   for (const Link *l = expired_.next; l != &expired_; l = l->next) {
     const WheelNode *n = node_of(l);
     ++count;
+    if (l == ahead_) ahead_found = true;
     if (l->next->prev != l) report("broken list link", n, kExpired);
     // Placed there by place() (marked expired, due), or spliced from a
     // level-0 bucket (stale level-0 index; not yet due only after a lazy
@@ -162,6 +165,8 @@ int BasicWheel<DigitBits>::check(std::FILE *out, const char *who) const {
     }
     earliest = now_;
   }
+  // No node is passed: the lookahead's may have been freed.
+  if (!ahead_found) report("the lookahead is on a node that is not on the expired list", nullptr, kExpired);
   for (const Link *l = cascading_.next; l != &cascading_; l = l->next) {
     const WheelNode *n = node_of(l);
     ++count;

@@ -309,6 +309,87 @@ TEST(StopRaceTest, H7_StopTellsTheTruthMpsafe) { stop_race(Kind::kMpsafe); }
 TEST(StopRaceTest, H7_StopTellsTheTruthGiant) { stop_race(Kind::kGiant); }
 TEST(StopRaceTest, H7_StopTellsTheTruthMutex) { stop_race(Kind::kMutex); }
 
+// Stops that land on the expired list while it is being dispatched, and
+// where the dispatch loop's lookahead (src/wheel.h) walks: 8192 callouts
+// due at one tick (so the lookahead runs: the wheel holds more than
+// Wheel::kLookaheadMin).  The first handler waits while the test stops the
+// last 16 callouts and three in four of the back half, from the tail of the
+// list (where the lookahead stands) towards the front, destroying and
+// freeing each one it cancels at once; then the dispatch goes on while the
+// test stops three in four of the front half, racing it.  Every callout ran
+// exactly when its stop did not cancel it, and the wheel stays consistent
+// (callout_domain_check, which also checks that the lookahead stands on the
+// expired list).  Without the lookahead stepping off a stopped callout, its
+// next step reads a freed callout (ASan reports it) or check() reports it.
+TEST(StopRaceTest, StopsAlongTheExpiredListWhileItIsDispatched) {
+  constexpr int kN = 8192;
+  Domain d(1, CALLOUT_CLOCK_VIRTUAL);
+  Gate gate;
+  struct Slot {
+    std::atomic<int> fired{0};
+    bool cancelled = false;
+  };
+  std::vector<Slot> slot(kN);
+  std::vector<std::unique_ptr<callout_t>> c(kN);
+  std::atomic<int> started{0};
+  struct Arg {
+    Slot *slot;
+    std::atomic<int> *started;
+    Gate *gate;
+  };
+  std::vector<Arg> args(kN);
+  auto handler = [](void *p) {
+    auto *a = static_cast<Arg *>(p);
+    a->slot->fired.fetch_add(1);
+    if (a->started->fetch_add(1) == 0) a->gate->wait();
+    for (int k = 0; k < 200; ++k) std::atomic_signal_fence(std::memory_order_seq_cst);
+  };
+  for (int i = 0; i < kN; ++i) {
+    c[i] = std::make_unique<callout_t>();
+    callout_init_domain(c[i].get(), kMp, d);
+    args[i] = {&slot[i], &started, &gate};
+    callout_reset(c[i].get(), 1, handler, &args[i]);
+  }
+  AsyncAdvance adv(d, 1);
+  ASSERT_TRUE(wait_until([&] { return started.load() > 0; }));
+  std::mt19937 rng(5);
+  int cancelled = 0;
+  auto stop_range = [&](int from, int to) {  // from > to, downwards
+    for (int i = from; i >= to; --i) {
+      if (i < kN - 16 && rng() % 4 == 0) continue;
+      if (!callout_stop(c[i].get())) {  // was pending: cancelled, and never runs
+        slot[i].cancelled = true;
+        ++cancelled;
+        callout_destroy(c[i].get());
+        c[i].reset();
+      }
+      if (i % 64 == 0) {
+        EXPECT_EQ(callout_domain_check(d, stderr), 0) << "after stopping callout " << i;
+      }
+    }
+  };
+  stop_range(kN - 1, kN / 2);  // the dispatch waits in the first handler
+  const int before_race = cancelled;
+  EXPECT_GT(before_race, kN / 4) << "stops of pending callouts must all cancel";
+  gate.open();
+  stop_range(kN / 2 - 1, 0);  // racing the dispatch
+  ASSERT_EQ(adv.join(), 0);
+  int ran = 0;
+  for (int i = 0; i < kN; ++i) {
+    const int fired = slot[i].fired.load();
+    EXPECT_EQ(fired, slot[i].cancelled ? 0 : 1)
+        << "callout " << i << " (cancelled: " << slot[i].cancelled << ")";
+    ran += fired;
+    if (c[i]) {
+      callout_halt(c[i].get(), nullptr);
+      callout_destroy(c[i].get());
+    }
+  }
+  EXPECT_EQ(ran + cancelled, kN);
+  std::printf("expired-list stops: %d cancelled while the dispatch waited, %d racing it; %d ran\n",
+              before_race, cancelled - before_race, ran);
+}
+
 TEST(StopRaceTest, StopWhileTheHandlerRunsReturnsTrue) {
   Domain d(2);
   Gate gate;

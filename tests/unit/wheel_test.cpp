@@ -14,6 +14,12 @@
 //  * Bounded cascades (begin_advance() + cascade(budget)): the budget per
 //    call, and randomised runs with other calls landing between cascade
 //    steps, against a brute-force model: exact tick, never early.
+//  * The lookahead (a second walk of the expired list, from its tail): the
+//    randomised runs start and step it between their operations and after
+//    every pop, and check() verifies it stands on a node of the expired list
+//    after every step, whatever was removed, rescheduled or popped; the
+//    steps it takes, and that it steps off nodes taken off the list (freed
+//    ones included: run under ASan).
 //  * next_due() semantics, the lazy reschedule, digit-boundary placement with
 //    hand-computed bucket indices, the expired list, size(), for_each(),
 //    bucket_time(), no-op advances, and that check() detects corruption.
@@ -159,7 +165,8 @@ class LockstepT {
       node.due = 0;
       node.where = W::kNowhere;
     }
-    wheel_.advance(start);  // an empty wheel: just sets now
+    wheel_.advance(start);        // an empty wheel: just sets now
+    wheel_.set_lookahead_min(0);  // walk every list, however short
   }
 
   W &wheel() { return wheel_; }
@@ -177,6 +184,7 @@ class LockstepT {
   }
 
   void remove(std::size_t id) {
+    if (wheel_.lookahead() == &nodes_[id]) ++lookahead_hits_;
     wheel_.remove(&nodes_[id]);
     shadow_[id] = Shadow{};
   }
@@ -185,6 +193,7 @@ class LockstepT {
   // wheel agrees: the lazy path leaves the node in its bucket.
   bool reschedule(std::size_t id, u64 due) {
     const u32 before = nodes_[id].where;
+    if (wheel_.lookahead() == &nodes_[id]) ++lookahead_hits_;
     wheel_.reschedule(&nodes_[id], due);
     Shadow &s = shadow_[id];
     // A spliced node's stale level-0 index names a bucket whose time, read
@@ -203,7 +212,8 @@ class LockstepT {
 
   void advance(u64 t) {
     wheel_.advance(t);
-    if (t <= now_) return;  // a no-op for the wheel too
+    wheel_.start_lookahead();  // as the engine's dispatch loop does
+    if (t <= now_) return;     // a no-op for the wheel too
     now_ = t;
     for (Shadow &s : shadow_)
       if (s.state == State::kPending && s.time <= t) {
@@ -223,6 +233,7 @@ class LockstepT {
       if (s.state == State::kExpired || (s.state == State::kSpliced && s.due <= now_)) ++expected;
     std::size_t popped = 0;
     while (WheelNode *n = wheel_.pop_expired()) {
+      wheel_.lookahead_step();
       ASSERT_GE(n, nodes_.data());
       ASSERT_LT(n, nodes_.data() + nodes_.size());
       const auto id = static_cast<std::size_t>(n - nodes_.data());
@@ -248,6 +259,13 @@ class LockstepT {
         EXPECT_GT(shadow_[id].due, now_) << "node " << id << " held back";
       }
   }
+
+  // Moves the lookahead 0-2 nodes (it starts at every advance()).
+  void step_lookahead(Rng &rng) {
+    for (u64 k = below_eq(rng, 2); k != 0; --k) wheel_.lookahead_step();
+  }
+  // How often remove() or reschedule() took the node the lookahead stood on.
+  std::size_t lookahead_hits() const { return lookahead_hits_; }
 
   // Full comparison of the wheel with the model.
   void verify() {
@@ -334,6 +352,7 @@ class LockstepT {
   std::vector<WheelNode> nodes_;  // never resized: the wheel holds pointers
   std::vector<Shadow> shadow_;
   u64 now_;
+  std::size_t lookahead_hits_ = 0;
 };
 
 using Lockstep = LockstepT<Wheel>;
@@ -423,8 +442,10 @@ u64 random_due(Rng &rng, u64 now, const Scenario &sc, int bits = 6) {
 
 class WheelScenario : public ::testing::TestWithParam<Scenario> {};
 
+// Returns how often a remove() or reschedule() took the node the lookahead
+// stood on (0 when it stopped at a failure).
 template <class W>
-void run_scenario(const Scenario &sc) {
+std::size_t run_scenario(const Scenario &sc) {
   constexpr int kBits = W::kDigitBits;
   Rng rng(sc.seed);
   LockstepT<W> h(sc.nodes, sc.start);
@@ -481,11 +502,12 @@ void run_scenario(const Scenario &sc) {
     } else {
       op = "none";
     }
+    h.step_lookahead(rng);
     h.verify();
     if (::testing::Test::HasFailure()) {
       ADD_FAILURE() << "scenario " << sc.name << ": stopped at step " << step << " (" << op << ", node " << id
                     << ", now " << h.now() << ")";
-      return;
+      return 0;
     }
   }
   h.drain(nullptr);
@@ -500,6 +522,7 @@ void run_scenario(const Scenario &sc) {
     EXPECT_GT(jumps, 0u);
   }
   EXPECT_GT(late_inserts, 0u);
+  return h.lookahead_hits();
 }
 
 TEST_P(WheelScenario, LockstepWithModel) {
@@ -525,6 +548,18 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, WheelScenario, ::testing::ValuesIn(kScenario
                          [](const ::testing::TestParamInfo<Scenario> &p) {
                            return std::string(p.param.name);
                          });
+
+// The lockstep runs check the lookahead after every step; this makes sure
+// they do take the node it stands on, on both geometries (LateChurn keeps
+// long expired lists: most advances are not drained at once).
+TEST(WheelLookahead, RandomisedRunsRemoveAndRescheduleTheNodeItStandsOn) {
+  const Scenario *churn = nullptr;
+  for (const Scenario &sc : kScenarios)
+    if (std::string(sc.name) == "LateChurn") churn = &sc;
+  ASSERT_NE(churn, nullptr);
+  EXPECT_GT(run_scenario<Wheel>(*churn), 10u);
+  EXPECT_GT(run_scenario<Wheel8>(*churn), 10u);
+}
 
 // ---- stepping to next_due(): exact firing and cascade counts --------------
 
@@ -1040,6 +1075,118 @@ TEST(WheelEdges, ExpiredNodesPopOnceAndPopClearsWhere) {
   EXPECT_EQ(w.size(), 1u);
   EXPECT_EQ(n[3].where, 128u + 1);
   EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// ---- the lookahead --------------------------------------------------------
+
+TEST(WheelLookahead, StartsOnlyInAWheelOfAtLeastLookaheadMinNodes) {
+  Wheel w;
+  EXPECT_EQ(w.lookahead_min(), Wheel::kLookaheadMin);
+  w.set_lookahead_min(3);
+  WheelNode n[3];
+  w.insert(&n[0], 1);
+  w.insert(&n[1], 1);
+  w.advance(1);
+  w.start_lookahead();  // 2 nodes < 3
+  EXPECT_EQ(w.lookahead(), nullptr);
+  w.insert(&n[2], 1);  // late: appended to the expired list
+  w.start_lookahead();
+  EXPECT_EQ(w.lookahead(), &n[2]);
+  EXPECT_EQ(pop_all(w, 3).size(), 3u);
+  EXPECT_EQ(w.lookahead(), nullptr);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+TEST(WheelLookahead, WalksFromTheTailAndParksBeforeTheFront) {
+  Wheel w;
+  w.set_lookahead_min(6);
+  WheelNode n[6];
+  for (WheelNode &x : n) w.insert(&x, 5);
+  w.start_lookahead();  // nothing expired: stays parked
+  EXPECT_EQ(w.lookahead(), nullptr);
+  w.advance(5);  // the bucket is spliced onto the expired list, n[0] first
+  w.start_lookahead();
+  EXPECT_EQ(w.lookahead(), &n[5]);
+  w.start_lookahead();  // walking already: unchanged
+  EXPECT_EQ(w.lookahead(), &n[5]);
+  w.lookahead_step();
+  EXPECT_EQ(w.lookahead(), &n[4]);
+  w.lookahead_step();
+  EXPECT_EQ(w.lookahead(), &n[3]);
+  EXPECT_EQ(w.pop_expired(), &n[0]);
+  w.lookahead_step();
+  EXPECT_EQ(w.lookahead(), &n[2]);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.lookahead_step();  // n[1] is the front, which the pops load themselves
+  EXPECT_EQ(w.lookahead(), nullptr);
+  w.lookahead_step();  // parked: a no-op
+  EXPECT_EQ(w.lookahead(), nullptr);
+  // The order of the pops does not depend on it.
+  for (int i = 1; i < 6; ++i) EXPECT_EQ(w.pop_expired(), &n[i]);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+}
+
+// remove(), a reschedule that takes a node off the list and pop_expired()
+// move the lookahead off the node first, so that it never reads a node that
+// has left the list: the nodes here are freed as soon as they leave it (ASan
+// reports a step that reads one); check() reports a lookahead that is not on
+// the list.
+TEST(WheelLookahead, StepsOffNodesTakenOffTheList) {
+  Wheel w;
+  w.set_lookahead_min(0);
+  std::vector<std::unique_ptr<WheelNode>> n;
+  w.advance(7);
+  for (int i = 0; i < 6; ++i) {
+    n.push_back(std::make_unique<WheelNode>());
+    w.insert(n.back().get(), 7);  // due now: straight onto the expired list
+  }
+  w.start_lookahead();
+  ASSERT_EQ(w.lookahead(), n[5].get());
+  w.remove(n[5].get());
+  n[5].reset();
+  EXPECT_EQ(w.lookahead(), n[4].get());
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.lookahead_step();
+  EXPECT_EQ(w.lookahead(), n[3].get());
+  w.reschedule(n[3].get(), 100);  // off the expired list, into a bucket
+  EXPECT_LT(n[3]->where, Wheel::kExpired);
+  EXPECT_EQ(w.lookahead(), n[2].get());
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  WheelNode late;
+  w.insert(&late, 3);  // appended at the tail, behind the lookahead
+  EXPECT_EQ(w.lookahead(), n[2].get());
+  EXPECT_EQ(w.pop_expired(), n[0].get());
+  n[0].reset();
+  EXPECT_EQ(w.pop_expired(), n[1].get());
+  n[1].reset();
+  EXPECT_EQ(w.lookahead(), n[2].get());
+  EXPECT_EQ(w.pop_expired(), n[2].get());  // the node it stands on: parked
+  n[2].reset();
+  EXPECT_EQ(w.lookahead(), nullptr);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.start_lookahead();  // again, from the tail
+  EXPECT_EQ(w.lookahead(), &late);
+  w.lookahead_step();  // n[4] is the front
+  EXPECT_EQ(w.lookahead(), nullptr);
+  EXPECT_EQ(w.pop_expired(), n[4].get());
+  EXPECT_EQ(w.pop_expired(), &late);
+  EXPECT_EQ(w.pop_expired(), nullptr);
+  // A node rescheduled later while on the expired list is re-placed when it
+  // reaches the front; the lookahead standing on it steps off first.
+  w.remove(n[3].get());
+  auto lazy = std::make_unique<WheelNode>();
+  w.insert(lazy.get(), 10);
+  w.advance(10);
+  w.reschedule(lazy.get(), 50);  // the lazy path: stays on the expired list
+  w.start_lookahead();
+  ASSERT_EQ(w.lookahead(), lazy.get());
+  EXPECT_EQ(w.pop_expired(), nullptr);  // not due: re-placed
+  EXPECT_EQ(w.lookahead(), nullptr);
+  EXPECT_LT(lazy->where, Wheel::kExpired);
+  EXPECT_EQ(w.check(stderr, "test"), 0);
+  w.remove(lazy.get());
+  EXPECT_EQ(w.size(), 0u);
 }
 
 TEST(WheelEdges, ForEachVisitsEveryNodeOnceWithBucketTimeBeforeDue) {
