@@ -85,9 +85,9 @@
 // the next node's address is in the node just popped, so when the nodes are
 // not in the cache every pop waits for one memory access, and nothing else
 // can be overlapped with it (bench/analysis.md §8: the bare walk of a bucket
-// of 10^4 callouts took 165 ns a node here, while a std::multimap's erase-
-// the-first loop, whose tree gives the processor independent loads, took
-// 100).  A doubly-linked list has a second chain, though: the prev links.
+// of 10^4 callouts took 160-200 ns a node here, while a std::multimap's
+// erase-the-first loop, whose tree gives the processor independent loads,
+// took 100-140).  A doubly-linked list has a second chain: the prev links.
 // The owner's dispatch loop starts a second walk at the tail
 // (start_lookahead()) and moves it one node towards the front per pop
 // (lookahead_step()), prefetching each node it reaches; the two walks keep
