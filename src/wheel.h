@@ -467,12 +467,15 @@ class BasicWheel {
 
   std::uint64_t now_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t levels_ = 0;                     // bit L: level L's words not all zero
+  std::uint32_t levels_ = 0;  // bit L: level L's words not all zero
+  // The lookahead: a node of the expired list, or &expired_ (parked).  Beside
+  // size_, which remove() and pop_expired() write anyway: their test of it
+  // touches no other cache line.
+  Link *ahead_;
+  std::size_t lookahead_min_ = kLookaheadMin;
   std::uint64_t bitmap_[kLevels * kWords] = {};  // bit where % 64 of word where / 64: bucket not empty
   Link expired_;
   Link cascading_;  // nodes of passed buckets above level 0, not re-placed yet
-  Link *ahead_;     // the lookahead: a node of the expired list, or &expired_ (parked)
-  std::size_t lookahead_min_ = kLookaheadMin;
   Link buckets_[kLevels * kLevelSlots];
 };
 
