@@ -325,42 +325,30 @@ TEST(StopRaceTest, StopsAlongTheExpiredListWhileItIsDispatched) {
   constexpr int kN = 8192;
   Domain d(1, CALLOUT_CLOCK_VIRTUAL);
   Gate gate;
-  struct Slot {
-    std::atomic<int> fired{0};
-    bool cancelled = false;
-  };
-  std::vector<Slot> slot(kN);
-  std::vector<std::unique_ptr<callout_t>> c(kN);
+  std::vector<std::atomic<int>> fired(kN);
+  std::vector<bool> cancelled(kN, false);
   std::atomic<int> started{0};
-  struct Arg {
-    Slot *slot;
-    std::atomic<int> *started;
-    Gate *gate;
-  };
-  std::vector<Arg> args(kN);
-  auto handler = [](void *p) {
-    auto *a = static_cast<Arg *>(p);
-    a->slot->fired.fetch_add(1);
-    if (a->started->fetch_add(1) == 0) a->gate->wait();
-    for (int k = 0; k < 200; ++k) std::atomic_signal_fence(std::memory_order_seq_cst);
-  };
+  std::vector<std::unique_ptr<Callout>> c(kN);  // freed one by one as they are cancelled
   for (int i = 0; i < kN; ++i) {
-    c[i] = std::make_unique<callout_t>();
-    callout_init_domain(c[i].get(), kMp, d);
-    args[i] = {&slot[i], &started, &gate};
-    callout_reset(c[i].get(), 1, handler, &args[i]);
+    c[i] = std::make_unique<Callout>(d, kMp);
+    c[i]->fn = [&, i] {
+      fired[i].fetch_add(1);
+      if (started.fetch_add(1) == 0) gate.wait();
+      for (int k = 0; k < 200; ++k) std::atomic_signal_fence(std::memory_order_seq_cst);
+    };
+    c[i]->reset(1);
   }
   AsyncAdvance adv(d, 1);
   ASSERT_TRUE(wait_until([&] { return started.load() > 0; }));
   std::mt19937 rng(5);
-  int cancelled = 0;
+  int ncancelled = 0;
   auto stop_range = [&](int from, int to) {  // from > to, downwards
     for (int i = from; i >= to; --i) {
       if (i < kN - 16 && rng() % 4 == 0) continue;
-      if (!callout_stop(c[i].get())) {  // was pending: cancelled, and never runs
-        slot[i].cancelled = true;
-        ++cancelled;
-        callout_destroy(c[i].get());
+      if (!c[i]->stop()) {  // was pending: cancelled, and never runs
+        cancelled[i] = true;
+        ++ncancelled;
+        c[i]->destroy();
         c[i].reset();
       }
       if (i % 64 == 0) {
@@ -369,25 +357,20 @@ TEST(StopRaceTest, StopsAlongTheExpiredListWhileItIsDispatched) {
     }
   };
   stop_range(kN - 1, kN / 2);  // the dispatch waits in the first handler
-  const int before_race = cancelled;
+  const int before_race = ncancelled;
   EXPECT_GT(before_race, kN / 4) << "stops of pending callouts must all cancel";
   gate.open();
   stop_range(kN / 2 - 1, 0);  // racing the dispatch
   ASSERT_EQ(adv.join(), 0);
   int ran = 0;
   for (int i = 0; i < kN; ++i) {
-    const int fired = slot[i].fired.load();
-    EXPECT_EQ(fired, slot[i].cancelled ? 0 : 1)
-        << "callout " << i << " (cancelled: " << slot[i].cancelled << ")";
-    ran += fired;
-    if (c[i]) {
-      callout_halt(c[i].get(), nullptr);
-      callout_destroy(c[i].get());
-    }
+    EXPECT_EQ(fired[i].load(), cancelled[i] ? 0 : 1)
+        << "callout " << i << " (cancelled: " << cancelled[i] << ")";
+    ran += fired[i].load();
   }
-  EXPECT_EQ(ran + cancelled, kN);
+  EXPECT_EQ(ran + ncancelled, kN);
   std::printf("expired-list stops: %d cancelled while the dispatch waited, %d racing it; %d ran\n",
-              before_race, cancelled - before_race, ran);
+              before_race, ncancelled - before_race, ran);
 }
 
 TEST(StopRaceTest, StopWhileTheHandlerRunsReturnsTrue) {
